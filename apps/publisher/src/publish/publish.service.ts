@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { APP_CONFIG } from '@lib/config';
+import { type IngestEvent, type MessagingNames, messagingNames, partitionOf, UnavailableError, ValidationFailedError } from '@lib/contracts';
+import { NatsClient } from '@lib/messaging';
+import { METRICS_REGISTRY } from '@lib/observability';
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+import type { PublisherConfig } from '../publisher.env.js';
+
+/** Room left in a message for headers and protocol framing. */
+const FRAME_ALLOWANCE = 4 * 1024;
+
+/**
+ * Persists a validated batch in JetStream: the events are grouped by partition (a consistent hash of
+ * the topic) into as few messages as the server's payload limit allows, each published with a
+ * `Nats-Msg-Id` unique to this request so the server drops our own retries. Resolves only when
+ * JetStream has acknowledged every message; otherwise throws `UnavailableError` (HTTP 503).
+ */
+@Injectable()
+export class PublishService {
+  private readonly logger = new Logger(PublishService.name);
+  private readonly names: MessagingNames;
+  private readonly published: Counter;
+  private readonly refused: Counter;
+  private readonly latency: Histogram;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: PublisherConfig,
+    @Inject(NatsClient) private readonly nats: NatsClient,
+    @Inject(METRICS_REGISTRY) registry: Registry,
+  ) {
+    this.names = messagingNames(config.NATS_NAMESPACE);
+    this.published = new Counter({
+      name: 'publisher_events_accepted_total',
+      help: 'Events persisted in JetStream and answered 202',
+      registers: [registry],
+    });
+    this.refused = new Counter({
+      name: 'publisher_requests_unavailable_total',
+      help: 'Requests answered 503 because JetStream could not persist them',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.latency = new Histogram({
+      name: 'publisher_persist_seconds',
+      help: 'Time from a valid request to JetStream acknowledging all of it',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+  }
+
+  async publish(events: IngestEvent[]): Promise<number> {
+    if (!this.nats.isConnected) {
+      this.refused.inc({ reason: 'disconnected' });
+      throw new UnavailableError('NATS is unreachable; nothing was published', 2);
+    }
+    const messages = this.encode(events);
+    const stopTimer = this.latency.startTimer();
+    const requestId = randomUUID();
+    const results = await Promise.allSettled(
+      messages.map(({ partition, chunk, body }) =>
+        this.nats.js.publish(this.names.eventsSubject(partition), body, {
+          msgID: `${requestId}:${partition}:${chunk}`,
+          timeout: this.config.PUBLISH_TIMEOUT_MS,
+        }),
+      ),
+    );
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) {
+      const reason = String(failure.reason);
+      const full = /maximum (bytes|messages)|resource limits|storage/i.test(reason);
+      this.refused.inc({ reason: full ? 'stream_full' : 'unavailable' });
+      this.logger.warn(`request ${requestId} not persisted: ${reason}`);
+      throw new UnavailableError(
+        full ? 'the events stream is full; retry later' : `JetStream did not persist the request: ${reason}`,
+        full ? 5 : 2,
+      );
+    }
+    stopTimer();
+    this.published.inc(events.length);
+    return events.length;
+  }
+
+  /** Groups events by partition, in request order, and cuts each group into bodies under the payload limit. */
+  private encode(events: IngestEvent[]): { partition: number; chunk: number; body: string }[] {
+    const limit = this.nats.maxPayload - FRAME_ALLOWANCE;
+    const groups = new Map<number, string[]>();
+    events.forEach((event, index) => {
+      const encoded = JSON.stringify(event);
+      if (Buffer.byteLength(encoded) + 3 > limit) {
+        throw new ValidationFailedError(`event ${index} is larger than the ${limit} bytes one event may take`, [
+          { index, field: 'payload', message: `the event must encode to at most ${limit} bytes` },
+        ]);
+      }
+      const partition = partitionOf(event.topic, this.config.PARTITIONS);
+      let group = groups.get(partition);
+      if (!group) groups.set(partition, (group = []));
+      group.push(encoded);
+    });
+    const messages: { partition: number; chunk: number; body: string }[] = [];
+    for (const [partition, encoded] of groups) {
+      let parts: string[] = [];
+      let size = 2;
+      const flush = (): void => {
+        messages.push({ partition, chunk: messages.length, body: `[${parts.join(',')}]` });
+        parts = [];
+        size = 2;
+      };
+      for (const event of encoded) {
+        const bytes = Buffer.byteLength(event) + 1;
+        if (size + bytes > limit && parts.length > 0) flush();
+        parts.push(event);
+        size += bytes;
+      }
+      flush();
+    }
+    return messages;
+  }
+}

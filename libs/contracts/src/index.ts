@@ -1,0 +1,4 @@
+export * from './errors.js';
+export * from './event.js';
+export * from './partition.js';
+export * from './subjects.js';

@@ -1,0 +1,6 @@
+export * from './backoff.js';
+export * from './consume-loop.js';
+export * from './messaging.module.js';
+export * from './nats-client.js';
+export * from './nats.health.js';
+export * from './streams.js';

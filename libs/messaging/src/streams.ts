@@ -1,0 +1,82 @@
+import { Logger } from '@nestjs/common';
+import {
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { messagingNames } from '@lib/contracts';
+
+export interface EventStreamLimits {
+  maxBytes: number;
+  replicas: number;
+  duplicateWindowMs: number;
+}
+
+/**
+ * The streams of the event pipeline, declared in one place.
+ * - events: work-queue retention (a message leaves once the aggregator acked it after commit) and
+ *   `discard: new`, so a full stream refuses a publish (the publisher answers 503) instead of dropping
+ *   stored events.
+ * - dead letters: limits retention; kept until replayed or aged out.
+ */
+export function eventStreamDeclarations(namespace: string, limits: EventStreamLimits): StreamDeclaration[] {
+  const names = messagingNames(namespace);
+  const ns = (ms: number): number => ms * 1_000_000;
+  return [
+    {
+      name: names.eventsStream,
+      subjects: [names.eventsSubjects],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      discard: DiscardPolicy.New,
+      max_bytes: limits.maxBytes,
+      num_replicas: limits.replicas,
+      duplicate_window: ns(limits.duplicateWindowMs),
+    },
+    {
+      name: names.deadLetterStream,
+      subjects: [names.deadLetterSubject],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: ns(30 * 24 * 3600 * 1000),
+      num_replicas: limits.replicas,
+      duplicate_window: ns(limits.duplicateWindowMs),
+    },
+  ];
+}
+
+/** A stream's configuration as the code declares it: a name and what differs from the server's defaults. */
+export type StreamDeclaration = Partial<StreamConfig> & { name: string };
+
+const logger = new Logger('StreamDeclarations');
+
+/** Creates each stream, or updates it when it exists; safe for replicas starting together. */
+export async function declareStreams(jsm: JetStreamManager, streams: StreamDeclaration[]): Promise<void> {
+  for (const config of streams) {
+    const name = config.name;
+    try {
+      await jsm.streams.info(name);
+      await jsm.streams.update(name, config);
+    } catch (error) {
+      if (!isStreamNotFound(error)) throw error;
+      try {
+        await jsm.streams.add(config);
+        logger.log(`created stream ${name}`);
+      } catch (addError) {
+        // another replica created it between our info and add
+        if (!String(addError).includes('already in use')) throw addError;
+      }
+    }
+  }
+}
+
+export function isStreamNotFound(error: unknown): boolean {
+  return error instanceof Error && /stream not found/i.test(error.message);
+}
+
+export function isConsumerNotFound(error: unknown): boolean {
+  return error instanceof Error && /consumer not found/i.test(error.message);
+}
