@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './event.js';
 export * from './partition.js';
 export * from './subjects.js';
+export * from './event.validator.js';

@@ -3,8 +3,12 @@ import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 
 import { type Backoff, backoffDelay, sleep } from './backoff.js';
 
-/** How the loop treats a failed batch. */
-export type Failure = 'transient' | 'poison';
+/**
+ * How the loop treats a failed batch: `transient` is retried after a backoff; `poison` may be one bad
+ * message (the batch is split to find it, and it is dead-lettered after `maxAttempts`); `reposition`
+ * (strict mode) means the consumer's position is no longer right and must be rebuilt.
+ */
+export type Failure = 'transient' | 'poison' | 'reposition';
 
 export interface ConsumeLoopOptions {
   /** Name for logs and metrics. */
@@ -74,6 +78,8 @@ export class ConsumeLoop {
   }
 
   private async run(): Promise<void> {
+    // strict mode starts from the position of record, not from wherever the consumer was left
+    await this.repositionUntilDone();
     while (!this.stopping.signal.aborted) {
       try {
         await this.runOnce();
@@ -167,6 +173,7 @@ export class ConsumeLoop {
         this.options.observe?.('handled', batch.length);
         return;
       }
+      if (failure.kind === 'reposition') throw new RepositionNeeded(String(failure.error));
       if (failure.kind === 'poison') {
         if (batch.length > 1) {
           // find the poison message: handle one message at a time, in order

@@ -5,10 +5,9 @@ import { type DynamicModule, type INestApplication, Logger, type Type } from '@n
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Logger as PinoLogger } from 'nestjs-pino';
 
-import { HttpErrorFilter, toErrorBody } from './http-error.filter.js';
+import { HttpErrorFilter } from './http-error.filter.js';
 import { createValidationPipe } from './validation.js';
 
 export interface HttpAppOptions {
@@ -28,7 +27,8 @@ function correlationId(req: IncomingMessage): string {
 
 /**
  * Creates a service's HTTP application the same way for `main.ts`, tests and benchmarks: fastify,
- * pino logs, one error format for every failure (including fastify's own: body not JSON, too large),
+ * pino logs, one error format for every failure (fastify's own, such as a body that is not JSON or too
+ * large, reach the same filter through Nest's exception layer),
  * the global validation pipe, Swagger UI at `/docs`, and shutdown hooks.
  */
 export async function createHttpApp(module: Type<unknown> | DynamicModule, options: HttpAppOptions): Promise<NestFastifyApplication> {
@@ -43,13 +43,6 @@ export async function createHttpApp(module: Type<unknown> | DynamicModule, optio
 export function configureHttpApp(app: NestFastifyApplication, options: HttpAppOptions): void {
   app.useGlobalFilters(new HttpErrorFilter());
   app.useGlobalPipes(createValidationPipe());
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-      const { body } = toErrorBody(error, String(request.id));
-      void reply.status(body.statusCode).send(body);
-    });
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder().setTitle(options.title).setDescription(options.description).setVersion('0.1.0').build(),

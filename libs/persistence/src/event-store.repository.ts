@@ -113,14 +113,15 @@ export class EventStoreRepository {
     deadLettered: number;
   }): Promise<StoredBatch> {
     return this.dataSource.transaction(async (manager) => {
-      const moved: unknown[] = await manager.query(
+      // structured result: TypeORM answers a plain UPDATE with [rows, count] otherwise
+      const moved: { affected?: number } = await manager.queryRunner!.query(
         `UPDATE partition_offsets
          SET watermark = $4, dead_lettered = dead_lettered + $5, updated_at = now()
-         WHERE stream = $1 AND partition = $2 AND watermark = $3
-         RETURNING 1`,
+         WHERE stream = $1 AND partition = $2 AND watermark = $3`,
         [args.stream, args.partition, args.expectedWatermark, args.watermark, args.deadLettered],
+        true,
       );
-      if (moved.length !== 1) throw new WatermarkMovedError(args.stream, args.partition, args.expectedWatermark);
+      if (moved.affected !== 1) throw new WatermarkMovedError(args.stream, args.partition, args.expectedWatermark);
       if (args.eventsJson === '[]') return { received: 0, uniqueProcessed: 0, duplicateDropped: 0, conflicting: 0 };
       const [row]: { received: number; unique_processed: number; conflicting: number }[] = await manager.query(
         STORE_BATCH_SQL,

@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+import { waitFor } from './wait.js';
+
+/** The repository root (tests run from it). */
+export const ROOT = process.cwd();
+
+/**
+ * One of the product's services running as a real process from the build output (`npm run build`),
+ * so tests can SIGKILL and restart it. Its output is kept and shown when a test fails to start it.
+ */
+export class ServiceProcess {
+  private child?: ChildProcess;
+  private output: string[] = [];
+  private exited?: Promise<number | null>;
+
+  constructor(
+    readonly app: 'publisher' | 'aggregator',
+    readonly env: Record<string, string>,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.env.PORT}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the process and waits until `/health` answers 200. */
+  async start(timeoutMs = 30_000): Promise<this> {
+    const entry = resolve(ROOT, `dist/apps/${this.app}/src/main.js`);
+    if (!existsSync(entry)) throw new Error(`${entry} is missing: run npm run build first`);
+    const child = spawn(process.execPath, [entry], {
+      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
+    const keep = (chunk: Buffer): void => {
+      this.output.push(chunk.toString());
+      if (this.output.length > 400) this.output.splice(0, 100);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    try {
+      await waitFor(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
+          const response = await fetch(`${this.url}/health`).catch(() => undefined);
+          return response?.status === 200;
+        },
+        { timeoutMs, description: `${this.app} healthy` },
+      );
+    } catch (error) {
+      throw new Error(`${this.app} did not start: ${String(error)}\n${this.logs()}`);
+    }
+    return this;
+  }
+
+  /** Sends `signal` and waits for the exit (SIGKILL: the process gets no chance to clean up). */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return this.child?.exitCode ?? null;
+    this.child.kill(signal);
+    return (await this.exited) ?? null;
+  }
+
+  /** Graceful stop: SIGTERM, then waits for the exit code. */
+  stop(): Promise<number | null> {
+    return this.kill('SIGTERM');
+  }
+
+  logs(): string {
+    return this.output.join('').slice(-8_000);
+  }
+}
