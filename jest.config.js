@@ -11,9 +11,18 @@ const swc = [
     module: { type: 'es6' },
   },
 ];
+/*
+ * Packages that ship ESM but are require()d by CommonJS dependencies (Node 20 loads them natively,
+ * Jest does not): compiled to CommonJS for the tests only.
+ */
+const esmRequiredByCjs = ['content-disposition'];
 const common = {
   extensionsToTreatAsEsm: ['.ts'],
-  transform: { '^.+\\.ts$': swc },
+  transform: {
+    '^.+\\.ts$': swc,
+    [`node_modules/(${esmRequiredByCjs.join('|')})/.+\\.js$`]: ['@swc/jest', { module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmRequiredByCjs.join('|')})/)`],
   moduleNameMapper: {
     '^@lib/(contracts|config|messaging|persistence|observability|testing)$': '<rootDir>/libs/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
@@ -21,13 +30,14 @@ const common = {
   testEnvironment: 'node',
 };
 export default {
+  // a global option: Jest ignores testTimeout inside a project
+  testTimeout: 180_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs,scripts}/**/*.spec.ts'] },
     {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/apps/*/test/**/*.e2e-spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 180_000,
     },
   ],
 };

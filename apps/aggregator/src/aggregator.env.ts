@@ -8,9 +8,17 @@ export const aggregatorEnv = {
     min: 1,
     max: 10_000,
   }),
-  BATCH_MAX_MESSAGES: env.int(32, 'Messages committed in one transaction per partition, at most', { min: 1, max: 10_000 }),
-  ACK_WAIT_MS: env.int(30_000, 'JetStream ack wait; held messages are kept alive with working()', { min: 1_000 }),
-  MAX_DELIVER: env.int(5, 'Attempts at a poison message before it goes to the dead-letter stream', { min: 1, max: 100 }),
+  BATCH_MAX_MESSAGES: env.int(32, 'Messages committed in one transaction per partition, at most', {
+    min: 1,
+    max: 10_000,
+  }),
+  ACK_WAIT_MS: env.int(30_000, 'JetStream ack wait; held messages are kept alive with working()', {
+    min: 1_000,
+  }),
+  MAX_DELIVER: env.int(5, 'Attempts at a poison message before it goes to the dead-letter stream', {
+    min: 1,
+    max: 100,
+  }),
   RETRY_MIN_MS: env.int(100, 'First retry delay after a failed batch', { min: 1 }),
   RETRY_MAX_MS: env.int(5_000, 'Longest retry delay after repeated failures', { min: 1 }),
 };

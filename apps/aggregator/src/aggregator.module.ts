@@ -23,7 +23,10 @@ export class AggregatorModule {
           logLevel: config.LOG_LEVEL,
           healthChecks: {
             inject: [NatsClient, DataSource],
-            useFactory: (nats: NatsClient, db: DataSource) => [() => checkNats(nats), () => checkPostgres(db)],
+            useFactory: (nats: NatsClient, db: DataSource) => [
+              () => checkNats(nats),
+              () => checkPostgres(db),
+            ],
           },
         }),
         MessagingModule.forRoot({

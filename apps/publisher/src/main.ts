@@ -10,7 +10,8 @@ await runService('publisher', async () => {
   const config = loadConfig(publisherEnv);
   const app = await createHttpApp(PublisherModule.forRoot(config), {
     title: 'publisher',
-    description: 'Event ingress: POST /publish persists events in JetStream; GET /stats and /events read the store.',
+    description:
+      'Event ingress: POST /publish persists events in JetStream; GET /stats and /events read the store.',
     bodyLimit: config.BODY_LIMIT_BYTES,
   });
   await listen(app, config.PORT, config.HOST, 'publisher');

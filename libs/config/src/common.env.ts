@@ -23,7 +23,11 @@ export const commonEnv = {
     min: 1,
     max: 1024,
   }),
-  LOG_LEVEL: env.oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info', 'Log level'),
+  LOG_LEVEL: env.oneOf(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+    'info',
+    'Log level',
+  ),
   SHUTDOWN_TIMEOUT_MS: env.int(10_000, 'How long a graceful shutdown may take before the process exits', {
     min: 100,
   }),

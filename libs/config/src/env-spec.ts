@@ -27,7 +27,8 @@ export const env = {
       defaultText: defaultValue,
       parse(raw) {
         const value = raw === undefined || raw === '' ? defaultValue : raw;
-        if (pattern && !pattern.test(value)) throw new VariableProblem(`"${value}" must match ${pattern.source}`);
+        if (pattern && !pattern.test(value))
+          throw new VariableProblem(`"${value}" must match ${pattern.source}`);
         return value;
       },
     };
@@ -49,8 +50,10 @@ export const env = {
         if (raw === undefined || raw === '') return defaultValue;
         if (!/^-?\d+$/.test(raw.trim())) throw new VariableProblem(`"${raw}" is not a whole number`);
         const value = Number(raw);
-        if (range.min !== undefined && value < range.min) throw new VariableProblem(`${value} is below ${range.min}`);
-        if (range.max !== undefined && value > range.max) throw new VariableProblem(`${value} is above ${range.max}`);
+        if (range.min !== undefined && value < range.min)
+          throw new VariableProblem(`${value} is below ${range.min}`);
+        if (range.max !== undefined && value > range.max)
+          throw new VariableProblem(`${value} is above ${range.max}`);
         return value;
       },
     };
@@ -107,7 +110,9 @@ export const env = {
 };
 
 export type EnvSpec = Record<string, EnvVar<unknown>>;
-export type ConfigOf<S extends EnvSpec> = { readonly [K in keyof S]: S[K] extends EnvVar<infer T> ? T : never };
+export type ConfigOf<S extends EnvSpec> = {
+  readonly [K in keyof S]: S[K] extends EnvVar<infer T> ? T : never;
+};
 
 /** Parses `source` (default `process.env`) against `spec`, or throws one `ConfigError` naming every bad variable. */
 export function loadConfig<S extends EnvSpec>(spec: S, source: NodeJS.ProcessEnv = process.env): ConfigOf<S> {

@@ -6,7 +6,11 @@ export const pipelineEnv = {
     min: 1024,
   }),
   STREAM_REPLICAS: env.int(1, 'JetStream replicas of each stream (1 or 3 on a cluster)', { min: 1, max: 5 }),
-  DUPLICATE_WINDOW_MS: env.int(120_000, 'JetStream de-duplication window for publisher retries (Nats-Msg-Id)', {
-    min: 1_000,
-  }),
+  DUPLICATE_WINDOW_MS: env.int(
+    120_000,
+    'JetStream de-duplication window for publisher retries (Nats-Msg-Id)',
+    {
+      min: 1_000,
+    },
+  ),
 };

@@ -131,7 +131,11 @@ export class ConsumeLoop {
       await reader;
       this.releaseBuffer();
     }
-    if (readerFailure !== undefined) throw readerFailure;
+    if (readerFailure !== undefined) {
+      throw readerFailure instanceof Error
+        ? readerFailure
+        : new Error('the subscription failed', { cause: readerFailure });
+    }
   }
 
   /** Moves messages from the subscription into the buffer, never holding more than `maxInFlight`. */
@@ -192,7 +196,9 @@ export class ConsumeLoop {
         }
         return;
       }
-      this.logger.warn(`batch of ${batch.length} failed (${failure.kind}, attempt ${attempt}): ${String(failure.error)}`);
+      this.logger.warn(
+        `batch of ${batch.length} failed (${failure.kind}, attempt ${attempt}): ${String(failure.error)}`,
+      );
       await this.holdFor(backoffDelay(this.options.backoff, attempt), batch);
       if (this.stopping.signal.aborted) return; // unacked: redelivered to whoever consumes next
     }

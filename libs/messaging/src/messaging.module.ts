@@ -1,4 +1,11 @@
-import { DynamicModule, Inject, Injectable, Logger, Module, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  DynamicModule,
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 
 import { NatsClient, type NatsConnectOptions } from './nats-client.js';
 import { declareStreams, type StreamDeclaration } from './streams.js';

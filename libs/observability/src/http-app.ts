@@ -31,7 +31,10 @@ function correlationId(req: IncomingMessage): string {
  * large, reach the same filter through Nest's exception layer),
  * the global validation pipe, Swagger UI at `/docs`, and shutdown hooks.
  */
-export async function createHttpApp(module: Type<unknown> | DynamicModule, options: HttpAppOptions): Promise<NestFastifyApplication> {
+export async function createHttpApp(
+  module: Type<unknown> | DynamicModule,
+  options: HttpAppOptions,
+): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({ bodyLimit: options.bodyLimit, genReqId: correlationId });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
@@ -45,13 +48,22 @@ export function configureHttpApp(app: NestFastifyApplication, options: HttpAppOp
   app.useGlobalPipes(createValidationPipe());
   const document = SwaggerModule.createDocument(
     app,
-    new DocumentBuilder().setTitle(options.title).setDescription(options.description).setVersion('0.1.0').build(),
+    new DocumentBuilder()
+      .setTitle(options.title)
+      .setDescription(options.description)
+      .setVersion('0.1.0')
+      .build(),
   );
   SwaggerModule.setup('docs', app, document);
 }
 
 /** Listens and logs the URL; the port and host come from the service's validated config. */
-export async function listen(app: INestApplication, port: number, host: string, service: string): Promise<void> {
+export async function listen(
+  app: INestApplication,
+  port: number,
+  host: string,
+  service: string,
+): Promise<void> {
   await app.listen(port, host);
   new Logger(service).log(`${service} listening on http://${host}:${port} (docs at /docs)`);
 }

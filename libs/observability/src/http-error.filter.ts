@@ -1,4 +1,11 @@
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
 import { DomainError, ErrorCode, type ErrorBody, type FieldError, UnavailableError } from '@lib/contracts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -19,7 +26,10 @@ function codeForStatus(status: number): ErrorCode {
 }
 
 /** Turns any error into the product's error body: domain errors by code, HTTP and framework errors by status. */
-export function toErrorBody(error: unknown, correlationId?: string): { body: ErrorBody; retryAfter?: number } {
+export function toErrorBody(
+  error: unknown,
+  correlationId?: string,
+): { body: ErrorBody; retryAfter?: number } {
   if (error instanceof DomainError) {
     const body: ErrorBody = {
       statusCode: STATUS_BY_CODE[error.code],
@@ -35,7 +45,7 @@ export function toErrorBody(error: unknown, correlationId?: string): { body: Err
     const response = error.getResponse();
     const message =
       typeof response === 'object' && response !== null && 'message' in response
-        ? (response as { message: unknown }).message
+        ? response.message
         : error.message;
     const details = (response as { details?: FieldError[] }).details;
     return {

@@ -37,7 +37,13 @@ export class ObservabilityModule {
               return id;
             },
             autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
-            serializers: { req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }) },
+            serializers: {
+              req: (req: { id: string; method: string; url: string }) => ({
+                id: req.id,
+                method: req.method,
+                url: req.url,
+              }),
+            },
           },
         }),
       ],

@@ -18,7 +18,9 @@ export async function runService(
     if (error instanceof ConfigError) {
       process.stderr.write(`${name}: ${error.message}\n`);
     } else {
-      logger.error(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      logger.error(
+        `failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
     }
     process.exit(1);
   }

@@ -20,7 +20,10 @@ export function createValidationPipe(): ValidationPipe {
     transform: true,
     exceptionFactory: (errors) => {
       const details = flatten(errors);
-      return new BadRequestException({ message: details.map((d) => `${d.field}: ${d.message}`).join('; '), details });
+      return new BadRequestException({
+        message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
+        details,
+      });
     },
   });
 }

@@ -121,12 +121,12 @@ export class EventStoreRepository {
         [args.stream, args.partition, args.expectedWatermark, args.watermark, args.deadLettered],
         true,
       );
-      if (moved.affected !== 1) throw new WatermarkMovedError(args.stream, args.partition, args.expectedWatermark);
-      if (args.eventsJson === '[]') return { received: 0, uniqueProcessed: 0, duplicateDropped: 0, conflicting: 0 };
-      const [row]: { received: number; unique_processed: number; conflicting: number }[] = await manager.query(
-        STORE_BATCH_SQL,
-        [args.eventsJson],
-      );
+      if (moved.affected !== 1)
+        throw new WatermarkMovedError(args.stream, args.partition, args.expectedWatermark);
+      if (args.eventsJson === '[]')
+        return { received: 0, uniqueProcessed: 0, duplicateDropped: 0, conflicting: 0 };
+      const [row]: { received: number; unique_processed: number; conflicting: number }[] =
+        await manager.query(STORE_BATCH_SQL, [args.eventsJson]);
       return {
         received: row.received,
         uniqueProcessed: row.unique_processed,

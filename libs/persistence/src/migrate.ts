@@ -10,7 +10,10 @@ const logger = new Logger('Migrations');
  * advisory lock: replicas starting together run them once, the others wait and find nothing to do.
  */
 export async function migrate(options: DatabaseOptions): Promise<string[]> {
-  const lockClient = new pg.Client({ connectionString: options.url, application_name: `${options.applicationName}:migrate` });
+  const lockClient = new pg.Client({
+    connectionString: options.url,
+    application_name: `${options.applicationName}:migrate`,
+  });
   await lockClient.connect();
   try {
     await lockClient.query(`SELECT pg_advisory_lock(hashtext($1))`, [`toolkit-migrations:${options.schema}`]);

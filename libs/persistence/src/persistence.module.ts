@@ -25,7 +25,8 @@ export class PersistenceModule {
           useFactory: async () => {
             if (opts.migrateOnStart) {
               const applied = await migrate(opts.database);
-              if (applied.length === 0) new Logger('Migrations').log(`schema ${opts.database.schema} is up to date`);
+              if (applied.length === 0)
+                new Logger('Migrations').log(`schema ${opts.database.schema} is up to date`);
             }
             return { ...dataSourceOptions(opts.database), retryAttempts: 3, retryDelay: 1_000 };
           },

@@ -10,7 +10,9 @@ export async function checkPostgres(
   try {
     await Promise.race([
       dataSource.query('SELECT 1'),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 1 s')), 1_000))),
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 1 s')), 1_000)),
+      ),
     ]);
     return { [key]: { status: 'up', rtt_ms: Math.round((performance.now() - started) * 100) / 100 } };
   } catch (error) {

@@ -22,7 +22,8 @@ export async function deleteStreams(namespace: string, url = TEST_NATS_URL): Pro
   try {
     const jsm = await jetstreamManager(nc);
     for await (const stream of jsm.streams.list()) {
-      if (stream.config.name.startsWith(`${namespace.toUpperCase()}_`)) await jsm.streams.delete(stream.config.name);
+      if (stream.config.name.startsWith(`${namespace.toUpperCase()}_`))
+        await jsm.streams.delete(stream.config.name);
     }
   } finally {
     await nc.close();
@@ -30,7 +31,11 @@ export async function deleteStreams(namespace: string, url = TEST_NATS_URL): Pro
 }
 
 /** Runs one SQL query against the test database (for assertions on stored rows). */
-export async function queryDatabase<T>(sql: string, params: unknown[] = [], url = TEST_DATABASE_URL): Promise<T[]> {
+export async function queryDatabase<T>(
+  sql: string,
+  params: unknown[] = [],
+  url = TEST_DATABASE_URL,
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

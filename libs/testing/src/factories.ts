@@ -19,7 +19,10 @@ export function makeEvent(overrides: Partial<IngestEvent> = {}): IngestEvent {
  * `total` events over `topics` topics where a `dupRatio` share repeats an earlier event of the same
  * topic (same payload), shuffled deterministically; returns the events and the number of unique keys.
  */
-export function makeLoad(total: number, { topics = 10, dupRatio = 0.3, prefix = 'load' } = {}): {
+export function makeLoad(
+  total: number,
+  { topics = 10, dupRatio = 0.3, prefix = 'load' } = {},
+): {
   events: IngestEvent[];
   unique: number;
 } {

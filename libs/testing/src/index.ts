@@ -2,5 +2,8 @@ export * from './cleanup.js';
 export * from './factories.js';
 export * from './names.js';
 export * from './nats-server.js';
+export * from './postgres-server.js';
 export * from './service-process.js';
 export * from './wait.js';
+export * from './test-app.js';
+export * from './pipeline.js';

@@ -3,7 +3,10 @@ import { createServer } from 'node:net';
 
 /** A name unique to this test run, valid as a Postgres schema and a NATS namespace (`t_<prefix>_<hex>`). */
 export function uniqueName(prefix: string): string {
-  return `t_${prefix.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 12)}_${randomBytes(4).toString('hex')}`;
+  return `t_${prefix
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 12)}_${randomBytes(4).toString('hex')}`;
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -13,7 +16,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -22,11 +22,18 @@ export class NatsServerProcess {
 
   async start(): Promise<this> {
     if (this.port === 0) this.port = await freePort();
-    const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir], {
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      'nats-server',
+      ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir],
+      {
+        stdio: 'ignore',
+      },
+    );
     this.child = child;
-    await waitFor(() => portOpen(this.port), { timeoutMs: 10_000, description: `nats-server on ${this.port}` });
+    await waitFor(() => portOpen(this.port), {
+      timeoutMs: 10_000,
+      description: `nats-server on ${this.port}`,
+    });
     return this;
   }
 

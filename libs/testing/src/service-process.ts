@@ -12,6 +12,14 @@ export const ROOT = process.cwd();
  * so tests can SIGKILL and restart it. Its output is kept and shown when a test fails to start it.
  */
 export class ServiceProcess {
+  /** Every child still running: killed when the test process exits, so none outlives a failed test. */
+  private static readonly running = new Set<ChildProcess>();
+  static {
+    process.once('exit', () => {
+      for (const child of ServiceProcess.running) child.kill('SIGKILL');
+    });
+  }
+
   private child?: ChildProcess;
   private output: string[] = [];
   private exited?: Promise<number | null>;
@@ -38,7 +46,13 @@ export class ServiceProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
+    ServiceProcess.running.add(child);
+    this.exited = new Promise((done) =>
+      child.once('exit', (code) => {
+        ServiceProcess.running.delete(child);
+        done(code);
+      }),
+    );
     const keep = (chunk: Buffer): void => {
       this.output.push(chunk.toString());
       if (this.output.length > 400) this.output.splice(0, 100);
@@ -48,7 +62,9 @@ export class ServiceProcess {
     try {
       await waitFor(
         async () => {
-          if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}`);
+          if (child.exitCode !== null || child.signalCode !== null) {
+            throw new Error(`exited with ${child.exitCode ?? child.signalCode}`);
+          }
           const response = await fetch(`${this.url}/health`).catch(() => undefined);
           return response?.status === 200;
         },
@@ -62,7 +78,8 @@ export class ServiceProcess {
 
   /** Sends `signal` and waits for the exit (SIGKILL: the process gets no chance to clean up). */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
-    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return this.child?.exitCode ?? null;
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null)
+      return this.child?.exitCode ?? null;
     this.child.kill(signal);
     return (await this.exited) ?? null;
   }

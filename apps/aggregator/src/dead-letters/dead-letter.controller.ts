@@ -11,14 +11,20 @@ export class DeadLetterController {
 
   @Get()
   @ApiOperation({ summary: 'Poison messages set aside after max deliveries, oldest first' })
-  list(@Query() query: ListDeadLettersQuery): Promise<{ dead_letters: DeadLetter[]; total: number; next_after: number | null }> {
+  list(
+    @Query() query: ListDeadLettersQuery,
+  ): Promise<{ dead_letters: DeadLetter[]; total: number; next_after: number | null }> {
     return this.deadLetters.list(query.after ?? 0, query.limit ?? 100);
   }
 
   @Post(':sequence/replay')
   @HttpCode(202)
-  @ApiOperation({ summary: 'Publish a dead letter back to its partition and remove it from the dead-letter stream' })
-  replay(@Param('sequence', ParseIntPipe) sequence: number): Promise<{ replayed: number; subject: string; new_sequence: number }> {
+  @ApiOperation({
+    summary: 'Publish a dead letter back to its partition and remove it from the dead-letter stream',
+  })
+  replay(
+    @Param('sequence', ParseIntPipe) sequence: number,
+  ): Promise<{ replayed: number; subject: string; new_sequence: number }> {
     return this.deadLetters.replay(sequence);
   }
 }

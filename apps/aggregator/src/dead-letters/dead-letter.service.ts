@@ -1,6 +1,12 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG } from '@lib/config';
-import { Headers, type MessagingNames, messagingNames, NotFoundError, UnavailableError } from '@lib/contracts';
+import {
+  Headers,
+  type MessagingNames,
+  messagingNames,
+  NotFoundError,
+  UnavailableError,
+} from '@lib/contracts';
 import { NatsClient } from '@lib/messaging';
 
 import type { AggregatorConfig } from '../aggregator.env.js';
@@ -30,7 +36,10 @@ export class DeadLetterService {
   }
 
   /** Dead letters from sequence `after + 1` on, oldest first, at most `limit`. */
-  async list(after: number, limit: number): Promise<{ dead_letters: DeadLetter[]; total: number; next_after: number | null }> {
+  async list(
+    after: number,
+    limit: number,
+  ): Promise<{ dead_letters: DeadLetter[]; total: number; next_after: number | null }> {
     const info = await this.guard(() => this.nats.jsm.streams.info(this.names.deadLetterStream));
     const letters: DeadLetter[] = [];
     let sequence = Math.max(after + 1, info.state.first_seq);
@@ -50,10 +59,14 @@ export class DeadLetterService {
   async replay(sequence: number): Promise<{ replayed: number; subject: string; new_sequence: number }> {
     const letter = await this.read(sequence);
     if (!letter?.original_subject) throw new NotFoundError(`no dead letter ${sequence}`);
-    const stored = await this.guard(() => this.nats.jsm.streams.getMessage(this.names.deadLetterStream, { seq: sequence }));
+    const stored = await this.guard(() =>
+      this.nats.jsm.streams.getMessage(this.names.deadLetterStream, { seq: sequence }),
+    );
     if (!stored) throw new NotFoundError(`no dead letter ${sequence}`);
     const ack = await this.guard(() =>
-      this.nats.js.publish(letter.original_subject!, stored.data, { msgID: `replay:${this.names.deadLetterStream}:${sequence}` }),
+      this.nats.js.publish(letter.original_subject!, stored.data, {
+        msgID: `replay:${this.names.deadLetterStream}:${sequence}`,
+      }),
     );
     await this.guard(() => this.nats.jsm.streams.deleteMessage(this.names.deadLetterStream, sequence));
     this.logger.log(`dead letter ${sequence} replayed to ${letter.original_subject} as ${ack.seq}`);

@@ -9,7 +9,10 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * validates every event. Returns the array's inner text, ready to be joined with other messages' into
  * one JSON array for the database, so the events are never serialised again.
  */
-export function decodeEventsMessage(data: Uint8Array, streamSequence: number): { inner: string; count: number } {
+export function decodeEventsMessage(
+  data: Uint8Array,
+  streamSequence: number,
+): { inner: string; count: number } {
   let text: string;
   let parsed: unknown;
   try {
@@ -22,7 +25,10 @@ export function decodeEventsMessage(data: Uint8Array, streamSequence: number): {
   const problems = validateEvents(parsed);
   if (problems.length > 0) {
     const first = problems[0];
-    throw new UndecodableMessageError(streamSequence, `event ${first.index}: ${first.field} ${first.message}`);
+    throw new UndecodableMessageError(
+      streamSequence,
+      `event ${first.index}: ${first.field} ${first.message}`,
+    );
   }
   return { inner: text.slice(1, -1).trim(), count: parsed.length };
 }

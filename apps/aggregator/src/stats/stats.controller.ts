@@ -24,7 +24,8 @@ export class StatsController {
 
   @Get()
   @ApiOperation({
-    summary: 'Exact pipeline counters from Postgres (same on every replica), plus this replica and its partitions',
+    summary:
+      'Exact pipeline counters from Postgres (same on every replica), plus this replica and its partitions',
   })
   async stats(): Promise<AggregatorStats> {
     const stats = await this.events.getStats();

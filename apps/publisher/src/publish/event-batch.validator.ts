@@ -10,7 +10,9 @@ export class EventBatchValidator {
   validate(body: unknown, batchLimit: number): IngestEvent[] {
     const events = this.unwrap(body);
     if (events.length === 0) {
-      throw new ValidationFailedError('the batch is empty', [{ field: 'events', message: 'must hold at least one event' }]);
+      throw new ValidationFailedError('the batch is empty', [
+        { field: 'events', message: 'must hold at least one event' },
+      ]);
     }
     if (events.length > batchLimit) {
       throw new ValidationFailedError(`the batch holds ${events.length} events; the limit is ${batchLimit}`, [
@@ -21,7 +23,10 @@ export class EventBatchValidator {
     if (details.length > 0) {
       const shown = details.slice(0, 5).map((d) => `events[${d.index}].${d.field} ${d.message}`);
       const more = details.length > 5 ? ` (and ${details.length - 5} more)` : '';
-      throw new ValidationFailedError(`${details.length} invalid field(s): ${shown.join('; ')}${more}`, details);
+      throw new ValidationFailedError(
+        `${details.length} invalid field(s): ${shown.join('; ')}${more}`,
+        details,
+      );
     }
     return events as IngestEvent[];
   }
@@ -30,16 +35,19 @@ export class EventBatchValidator {
     if (Array.isArray(body)) return body;
     if (body !== null && typeof body === 'object') {
       if ('events' in body) {
-        const events = (body as { events: unknown }).events;
+        const events = body.events;
         if (!Array.isArray(events)) {
-          throw new ValidationFailedError('events must be an array', [{ field: 'events', message: 'must be an array' }]);
+          throw new ValidationFailedError('events must be an array', [
+            { field: 'events', message: 'must be an array' },
+          ]);
         }
         return events;
       }
       return [body];
     }
-    throw new ValidationFailedError('the body must be a JSON event, an array of events or {"events": [...]}', [
-      { field: '(body)', message: 'must be a JSON object or array' },
-    ]);
+    throw new ValidationFailedError(
+      'the body must be a JSON event, an array of events or {"events": [...]}',
+      [{ field: '(body)', message: 'must be a JSON object or array' }],
+    );
   }
 }

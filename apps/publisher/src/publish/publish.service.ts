@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG } from '@lib/config';
-import { type IngestEvent, type MessagingNames, messagingNames, partitionOf, UnavailableError, ValidationFailedError } from '@lib/contracts';
+import {
+  type IngestEvent,
+  type MessagingNames,
+  messagingNames,
+  partitionOf,
+  UnavailableError,
+  ValidationFailedError,
+} from '@lib/contracts';
 import { NatsClient } from '@lib/messaging';
 import { METRICS_REGISTRY } from '@lib/observability';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -90,9 +97,10 @@ export class PublishService {
     events.forEach((event, index) => {
       const encoded = JSON.stringify(event);
       if (Buffer.byteLength(encoded) + 3 > limit) {
-        throw new ValidationFailedError(`event ${index} is larger than the ${limit} bytes one event may take`, [
-          { index, field: 'payload', message: `the event must encode to at most ${limit} bytes` },
-        ]);
+        throw new ValidationFailedError(
+          `event ${index} is larger than the ${limit} bytes one event may take`,
+          [{ index, field: 'payload', message: `the event must encode to at most ${limit} bytes` }],
+        );
       }
       const partition = partitionOf(event.topic, this.config.PARTITIONS);
       let group = groups.get(partition);

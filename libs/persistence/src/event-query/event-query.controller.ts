@@ -25,7 +25,9 @@ export class EventStatsController {
   constructor(@Inject(EventQueryService) private readonly events: EventQueryService) {}
 
   @Get('stats')
-  @ApiOperation({ summary: 'received, unique_processed, duplicate_dropped, conflicting_duplicates, topics, uptime' })
+  @ApiOperation({
+    summary: 'received, unique_processed, duplicate_dropped, conflicting_duplicates, topics, uptime',
+  })
   stats(): Promise<EventTotals & { uptime: number }> {
     return this.events.getStats();
   }

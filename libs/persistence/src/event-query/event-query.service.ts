@@ -11,9 +11,10 @@ function encodeCursor(seq: string): string {
 function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString();
   const match = /^s:(\d{1,19})$/.exec(text);
-  if (!match) throw new ValidationFailedError('cursor is not a cursor this service issued', [
-    { field: 'cursor', message: 'not a cursor this service issued' },
-  ]);
+  if (!match)
+    throw new ValidationFailedError('cursor is not a cursor this service issued', [
+      { field: 'cursor', message: 'not a cursor this service issued' },
+    ]);
   return match[1];
 }
 
