@@ -84,7 +84,12 @@ export async function sendBatches(batches: IngestEvent[][], options: SendOptions
         });
         text = await response.text();
       } catch (error) {
-        return { events: batch.length, result: 'failed', attempts: attempt, error: describeFetchError(error) };
+        return {
+          events: batch.length,
+          result: 'failed',
+          attempts: attempt,
+          error: describeFetchError(error),
+        };
       }
       const status = response.status;
       if (status === 202) {
@@ -94,7 +99,13 @@ export async function sendBatches(batches: IngestEvent[][], options: SendOptions
       const error = `${status} ${text.slice(0, 500)}`;
       if (status === 503 || status === 429) {
         if (attempt > options.maxRetries) {
-          return { events: batch.length, result: 'failed', status, attempts: attempt, error: `${error} (gave up)` };
+          return {
+            events: batch.length,
+            result: 'failed',
+            status,
+            attempts: attempt,
+            error: `${error} (gave up)`,
+          };
         }
         result.retries += 1;
         await sleep(retryDelayMs(response.headers.get('retry-after')));

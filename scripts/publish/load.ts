@@ -88,12 +88,19 @@ export function parsePublishArgs(argv: string[]): PublishOptions | 'help' {
   return options;
 }
 
-function integerOption(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+function integerOption(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (raw === undefined) return fallback;
   const trimmed = raw.trim();
   if (!/^\d+$/.test(trimmed)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
   const value = Number(trimmed);
-  if (value < min || value > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max)
+    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
   return value;
 }
 
@@ -206,7 +213,12 @@ export function splitBatches<T>(items: T[], size: number): T[][] {
  * How long to wait before retrying, from a `Retry-After` header (seconds or an HTTP date), within
  * [0, `maxMs`]; `fallbackMs` when the header is missing or unreadable.
  */
-export function retryDelayMs(header: string | null, now = Date.now(), fallbackMs = 1_000, maxMs = 30_000): number {
+export function retryDelayMs(
+  header: string | null,
+  now = Date.now(),
+  fallbackMs = 1_000,
+  maxMs = 30_000,
+): number {
   let delay = fallbackMs;
   if (header !== null && header.trim() !== '') {
     const value = header.trim();
@@ -291,7 +303,10 @@ export function formatSummary(report: LoadReport): string {
       `${integer.format(report.sent)} events in ${integer.format(report.batches)} batches ` +
         `(${report.batchSize} per batch, ${report.concurrency} in flight) to ${report.url}`,
     ],
-    ['accepted', `${integer.format(report.acceptedEvents)} events (${integer.format(report.acceptedBatches)} batches)`],
+    [
+      'accepted',
+      `${integer.format(report.acceptedEvents)} events (${integer.format(report.acceptedBatches)} batches)`,
+    ],
     [
       'rejected (4xx)',
       `${integer.format(report.rejectedEvents)} events (${integer.format(report.rejectedBatches)} batches)`,
@@ -304,7 +319,10 @@ export function formatSummary(report: LoadReport): string {
     ]);
   }
   rows.push(
-    ['retried (503)', `${integer.format(report.retries)} requests (${integer.format(report.requests)} requests in all)`],
+    [
+      'retried (503)',
+      `${integer.format(report.retries)} requests (${integer.format(report.requests)} requests in all)`,
+    ],
     ['throughput', `${integer.format(rate)} events/s accepted over ${seconds.toFixed(2)} s`],
     [
       'request latency',
@@ -319,7 +337,9 @@ export function formatSummary(report: LoadReport): string {
   if (report.firstError !== undefined) rows.push(['first error', report.firstError]);
   const width = Math.max(...rows.map(([label]) => label.length));
   const status = exitCodeOf(report) === 0 ? 'every batch accepted' : 'some batches were NOT accepted';
-  return [`Summary: ${status}`, ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join('\n');
+  return [`Summary: ${status}`, ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join(
+    '\n',
+  );
 }
 
 /** One progress line for non-TTY output, e.g. `published 4,000/20,000 events (20%), 12,345 events/s`. */

@@ -34,7 +34,8 @@ function createProgress(total: number): Progress {
     const bar = new cliProgress.SingleBar(
       {
         stream: process.stderr,
-        format: 'publishing [{bar}] {percentage}% | {value}/{total} events | {rate} events/s | {retries} retries',
+        format:
+          'publishing [{bar}] {percentage}% | {value}/{total} events | {rate} events/s | {retries} retries',
         hideCursor: true,
       },
       cliProgress.Presets.shades_classic,
