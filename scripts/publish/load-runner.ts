@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { IngestEvent } from '@lib/contracts';
@@ -46,9 +47,9 @@ export interface SendResult {
 
 /**
  * Posts `batches` to `POST /publish` with `concurrency` requests in flight, in order. A 503 or 429
- * (nothing was persisted) is retried after its Retry-After, at most `maxRetries` times; any other
- * non-202 answer is final. A network error or timeout is final too and counts as failed: the
- * publisher may have persisted the batch, and retrying would send it twice.
+ * is retried after its Retry-After, at most `maxRetries` times, with the batch's `Idempotency-Key`,
+ * so what a first attempt did persist is not published twice; any other non-202 answer is final. A
+ * network error or timeout is final too and counts as failed.
  */
 export async function sendBatches(batches: IngestEvent[][], options: SendOptions): Promise<SendResult> {
   const result: SendResult = {
@@ -70,6 +71,7 @@ export async function sendBatches(batches: IngestEvent[][], options: SendOptions
   const sendOne = async (batch: IngestEvent[]): Promise<BatchOutcome> => {
     options.beforeSend?.(batch);
     const body = JSON.stringify({ events: batch });
+    const idempotencyKey = randomUUID();
     for (let attempt = 1; ; attempt++) {
       result.requests += 1;
       const sentAt = performance.now();
@@ -78,7 +80,7 @@ export async function sendBatches(batches: IngestEvent[][], options: SendOptions
       try {
         response = await fetch(endpoint, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
           body,
           signal: AbortSignal.timeout(options.timeoutMs),
         });

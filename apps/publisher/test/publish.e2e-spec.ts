@@ -84,6 +84,21 @@ describe('POST /publish', () => {
     expect(bare.body).toEqual({ accepted: 4, status: 'queued' });
   });
 
+  it('publishes a retried request with the same Idempotency-Key only once', async () => {
+    const before = await storedMessages();
+    const body = { events: [makeEvent({ topic: 'retry.a' }), makeEvent({ topic: 'retry.b' })] };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const response = await request(server).post('/publish').set('idempotency-key', 'batch-42').send(body);
+      expect(response.status).toBe(202);
+      expect(response.body).toEqual({ accepted: 2, status: 'queued' });
+    }
+    const messagesOfOneAttempt = (await storedMessages()) - before;
+    expect(messagesOfOneAttempt).toBeGreaterThan(0);
+    await request(server).post('/publish').set('idempotency-key', 'batch-43').send(body).expect(202);
+    expect((await storedMessages()) - before).toBe(2 * messagesOfOneAttempt);
+    await request(server).post('/publish').set('idempotency-key', 'no spaces').send(body).expect(400);
+  });
+
   it('never turns a topic into a subject token: only partition subjects exist', async () => {
     await request(server)
       .post('/publish')

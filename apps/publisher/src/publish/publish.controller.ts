@@ -1,11 +1,13 @@
-import { Body, Controller, HttpCode, HttpStatus, Inject, Post } from '@nestjs/common';
-import { ApiBody, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Headers, HttpCode, HttpStatus, Inject, Post } from '@nestjs/common';
+import { ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { APP_CONFIG } from '@lib/config';
-import { INGEST_EVENT_SCHEMA } from '@lib/contracts';
+import { INGEST_EVENT_SCHEMA, ValidationFailedError } from '@lib/contracts';
 
 import type { PublisherConfig } from '../publisher.env.js';
 import { EventBatchValidator } from './event-batch.validator.js';
 import { PublishService } from './publish.service.js';
+
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
 
 @ApiTags('publish')
 @Controller('publish')
@@ -35,8 +37,23 @@ export class PublishController {
     status: 503,
     description: 'NATS down or stream full; see Retry-After; nothing acknowledged',
   })
-  async publish(@Body() body: unknown): Promise<{ accepted: number; status: 'queued' }> {
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Retrying a request with the same key (within DUPLICATE_WINDOW_MS) does not publish its events twice, ' +
+      'even when the first attempt was answered 503 after being partly persisted',
+  })
+  async publish(
+    @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey?: string,
+  ): Promise<{ accepted: number; status: 'queued' }> {
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new ValidationFailedError('Idempotency-Key must be 1-128 characters of [A-Za-z0-9._:-]', [
+        { field: 'Idempotency-Key', message: 'must be 1-128 characters of [A-Za-z0-9._:-]' },
+      ]);
+    }
     const events = this.validator.validate(body, this.config.PUBLISH_BATCH_LIMIT);
-    return { accepted: await this.publisher.publish(events), status: 'queued' };
+    return { accepted: await this.publisher.publish(events, idempotencyKey), status: 'queued' };
   }
 }

@@ -58,14 +58,18 @@ export class PublishService {
     });
   }
 
-  async publish(events: IngestEvent[]): Promise<number> {
+  /**
+   * @param idempotencyKey the client's key for this request: its messages get the same `Nats-Msg-Id`s
+   *   on a retry, so JetStream drops what the first attempt already stored.
+   */
+  async publish(events: IngestEvent[], idempotencyKey?: string): Promise<number> {
     if (!this.nats.isConnected) {
       this.refused.inc({ reason: 'disconnected' });
-      throw new UnavailableError('NATS is unreachable; nothing was published', 2);
+      throw new UnavailableError('NATS is unreachable; nothing of this request was published', 2);
     }
     const messages = this.encode(events);
     const stopTimer = this.latency.startTimer();
-    const requestId = randomUUID();
+    const requestId = idempotencyKey ?? randomUUID();
     const results = await Promise.allSettled(
       messages.map(({ partition, chunk, body }) =>
         this.nats.js.publish(this.names.eventsSubject(partition), body, {
@@ -81,7 +85,9 @@ export class PublishService {
       this.refused.inc({ reason: full ? 'stream_full' : 'unavailable' });
       this.logger.warn(`request ${requestId} not persisted: ${reason}`);
       throw new UnavailableError(
-        full ? 'the events stream is full; retry later' : `JetStream did not persist the request: ${reason}`,
+        full
+          ? 'the events stream is full; retry later'
+          : `JetStream did not confirm every event of the request (some may be stored; retry with an Idempotency-Key to avoid counting them twice): ${reason}`,
         full ? 5 : 2,
       );
     }
