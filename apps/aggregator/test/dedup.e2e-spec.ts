@@ -171,6 +171,38 @@ describe('aggregator poison messages', () => {
     expect((await pipeline.stats()).dead_lettered).toBe(1);
   });
 
+  it('dead-letters a well-formed message whose events break the store constraints, without losing its batch', async () => {
+    pipeline = await PipelineFixture.start({ MAX_DELIVER: '2', RETRY_MIN_MS: '20', RETRY_MAX_MS: '100' });
+    const names = messagingNames(pipeline.namespace);
+    const partition = partitionOf('mixed', 16);
+    const nc = await connect({ servers: TEST_NATS_URL });
+    try {
+      const js = jetstream(nc);
+      // published around the publisher's validation, as a misconfigured producer could
+      await js.publish(
+        names.eventsSubject(partition),
+        JSON.stringify([makeEvent({ topic: 'mixed', event_id: 'm1' })]),
+      );
+      await js.publish(
+        names.eventsSubject(partition),
+        JSON.stringify([{ ...makeEvent(), topic: 'has space' }]),
+      );
+      await js.publish(
+        names.eventsSubject(partition),
+        JSON.stringify([makeEvent({ topic: 'mixed', event_id: 'm2' })]),
+      );
+    } finally {
+      await nc.close();
+    }
+    const stats = await waitFor(async () => {
+      const current = await pipeline!.stats();
+      return current.dead_lettered === 1 && current.received === 2 ? current : undefined;
+    });
+    expect(stats).toMatchObject({ unique_processed: 2, duplicate_dropped: 0 });
+    const page = (await (await fetch(`${pipeline.aggregator.url}/dead-letters`)).json()) as DeadLetterPage;
+    expect(page.dead_letters[0].reason).toMatch(/events_topic_check/);
+  });
+
   it('dead-letters events the database keeps refusing, and replays them once the cause is fixed', async () => {
     pipeline = await PipelineFixture.start({ MAX_DELIVER: '3', RETRY_MIN_MS: '20', RETRY_MAX_MS: '100' });
     const schema = `"${pipeline.schema}"`;

@@ -46,9 +46,10 @@ function containsNul(value: unknown): boolean {
 }
 
 /**
- * Checks every event of a batch against the compiled JSON schema (about 1.5 µs an event) plus what a
- * schema cannot say: a real date (not year 0) and no U+0000. Returns every problem, with the event's
- * index and field; an empty list means the whole batch is valid.
+ * Checks every event of a batch against the compiled JSON schema (about 1.5 µs an event) plus a real
+ * date (not year 0, which PostgreSQL refuses). Returns every problem, with the event's index and field;
+ * an empty list means the whole batch is valid. U+0000 is found on the serialised batch instead
+ * (`findNulEvents`), where it costs one string search.
  */
 export function validateEvents(events: readonly unknown[]): FieldError[] {
   const details: FieldError[] = [];
@@ -57,11 +58,14 @@ export function validateEvents(events: readonly unknown[]): FieldError[] {
       for (const error of validateEvent.errors ?? []) {
         details.push({ index, field: fieldOf(error), message: messageOf(error) });
       }
-    } else if (Number.isNaN(Date.parse(event.timestamp)) || /^0000/.test(event.timestamp)) {
-      details.push({ index, field: 'timestamp', message: 'is not a real date' });
-    } else if (containsNul(event)) {
-      details.push({ index, field: 'payload', message: 'must not contain the character U+0000' });
+    } else if (event.timestamp.startsWith('0000')) {
+      details.push({ index, field: 'timestamp', message: 'is not a real date (year 0)' });
     }
   });
   return details;
+}
+
+/** Positions of the events holding U+0000 anywhere (PostgreSQL can store it neither in text nor in jsonb). */
+export function findNulEvents(events: readonly unknown[]): number[] {
+  return events.flatMap((event, index) => (containsNul(event) ? [index] : []));
 }

@@ -76,7 +76,7 @@ export class PartitionIngestor {
     for (const message of batch) {
       const sequence = message.info.streamSequence;
       if (sequence <= last) continue; // a redelivery of what is committed or already in this batch
-      const { inner } = decodeEventsMessage(message.data, sequence);
+      const inner = decodeEventsMessage(message.data, sequence);
       if (inner.length > 0) parts.push(inner);
       last = sequence;
     }

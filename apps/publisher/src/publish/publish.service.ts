@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG } from '@lib/config';
 import {
+  findNulEvents,
   type IngestEvent,
   type MessagingNames,
   messagingNames,
@@ -96,40 +97,54 @@ export class PublishService {
     return events.length;
   }
 
-  /** Groups events by partition, in request order, and cuts each group into bodies under the payload limit. */
+  /**
+   * Groups events by partition, in request order, and serialises each group once; a group over the
+   * server's payload limit is halved until every part fits.
+   */
   private encode(events: IngestEvent[]): { partition: number; chunk: number; body: string }[] {
     const limit = this.nats.maxPayload - FRAME_ALLOWANCE;
-    const groups = new Map<number, string[]>();
+    const groups = new Map<number, number[]>();
     events.forEach((event, index) => {
-      const encoded = JSON.stringify(event);
-      if (Buffer.byteLength(encoded) + 3 > limit) {
+      const partition = partitionOf(event.topic, this.config.PARTITIONS);
+      let group = groups.get(partition);
+      if (!group) groups.set(partition, (group = []));
+      group.push(index);
+    });
+    const messages: { partition: number; chunk: number; body: string }[] = [];
+    const add = (partition: number, indexes: number[]): void => {
+      const body = JSON.stringify(indexes.map((i) => events[i]));
+      if (body.includes('\\u0000'))
+        rejectNul(
+          indexes.map((i) => events[i]),
+          indexes,
+        );
+      if (Buffer.byteLength(body) <= limit) {
+        messages.push({ partition, chunk: messages.length, body });
+      } else if (indexes.length === 1) {
+        const index = indexes[0];
         throw new ValidationFailedError(
           `event ${index} is larger than the ${limit} bytes one event may take`,
           [{ index, field: 'payload', message: `the event must encode to at most ${limit} bytes` }],
         );
+      } else {
+        const half = Math.ceil(indexes.length / 2);
+        add(partition, indexes.slice(0, half));
+        add(partition, indexes.slice(half));
       }
-      const partition = partitionOf(event.topic, this.config.PARTITIONS);
-      let group = groups.get(partition);
-      if (!group) groups.set(partition, (group = []));
-      group.push(encoded);
-    });
-    const messages: { partition: number; chunk: number; body: string }[] = [];
-    for (const [partition, encoded] of groups) {
-      let parts: string[] = [];
-      let size = 2;
-      const flush = (): void => {
-        messages.push({ partition, chunk: messages.length, body: `[${parts.join(',')}]` });
-        parts = [];
-        size = 2;
-      };
-      for (const event of encoded) {
-        const bytes = Buffer.byteLength(event) + 1;
-        if (size + bytes > limit && parts.length > 0) flush();
-        parts.push(event);
-        size += bytes;
-      }
-      flush();
-    }
+    };
+    for (const [partition, indexes] of groups) add(partition, indexes);
     return messages;
+  }
+}
+
+/** Refuses the events that hold U+0000 (PostgreSQL cannot store it), naming each by its index. */
+function rejectNul(events: IngestEvent[], indexes: number[]): void {
+  const details = findNulEvents(events).map((position) => ({
+    index: indexes[position],
+    field: 'payload',
+    message: 'must not contain the character U+0000',
+  }));
+  if (details.length > 0) {
+    throw new ValidationFailedError(`${details.length} event(s) contain the character U+0000`, details);
   }
 }
