@@ -10,13 +10,28 @@ export interface AppDefinition {
   /** HTTP port of its first process. */
   readonly port: number;
   /** For a service that runs as several processes: the variable saying how many, and the port of the second one. */
-  readonly replicas?: { readonly variable: string; readonly extraPortsFrom: number };
+  readonly replicas?: {
+    readonly variable: string;
+    readonly extraPortsFrom: number;
+    readonly max: number;
+    readonly why?: string;
+  };
 }
 
 /** Every service, in start order, one line each; a service runs only once its entry is built. */
 export const APPS: readonly AppDefinition[] = [
   { name: 'publisher', port: 3000 },
-  { name: 'aggregator', port: 3001, replicas: { variable: 'AGGREGATOR_REPLICAS', extraPortsFrom: 3101 } },
+  {
+    name: 'aggregator',
+    port: 3001,
+    // several replicas need partition ownership (leases and rebalancing), which this release does not have
+    replicas: {
+      variable: 'AGGREGATOR_REPLICAS',
+      extraPortsFrom: 3101,
+      max: 1,
+      why: 'one until partition ownership lands',
+    },
+  },
   { name: 'chat-gateway', port: 3002 },
   { name: 'lock-service', port: 3003 },
   { name: 'cache-service', port: 3004 },
@@ -64,9 +79,12 @@ export function planApps(
 
 function replicaCount(app: AppDefinition, source: NodeJS.ProcessEnv): number {
   if (!app.replicas) return 1;
-  const { variable } = app.replicas;
+  const { variable, max, why } = app.replicas;
   const spec = {
-    [variable]: env.int(1, `Number of ${app.name} processes npm start runs`, { min: 1, max: 99 }),
+    [variable]: env.int(1, `Number of ${app.name} processes npm start runs${why ? ` (${why})` : ''}`, {
+      min: 1,
+      max,
+    }),
   };
   return loadConfig(spec, source)[variable];
 }
