@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { IngestEvent } from '@lib/contracts';
 
-import { retryDelayMs } from './load.js';
+import { type BatchTally, retryDelayMs } from './load.js';
 
 export interface SendOptions {
   /** Publisher base URL, without the trailing slash. */
@@ -27,20 +27,9 @@ export interface BatchOutcome {
   error?: string;
 }
 
-export interface SendResult {
-  acceptedEvents: number;
-  acceptedBatches: number;
-  rejectedEvents: number;
-  rejectedBatches: number;
-  failedEvents: number;
-  failedBatches: number;
-  retries: number;
-  requests: number;
-  /** From the first request to the last answer. */
-  elapsedMs: number;
+export interface SendResult extends BatchTally {
   /** Milliseconds from sending each request answered 202 to its answer. */
   acceptedLatenciesMs: number[];
-  firstError?: string;
   /** `performance.now()` when the first request went out. */
   startedAt: number;
 }

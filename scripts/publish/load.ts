@@ -253,15 +253,8 @@ export function summarizeLatencies(values: Iterable<number>): LatencySummary {
   };
 }
 
-/** Everything the closing summary reports about one run. */
-export interface LoadReport {
-  url: string;
-  seed: number;
-  batchSize: number;
-  concurrency: number;
-  /** Events generated and posted (each counted once, however often its batch was retried). */
-  sent: number;
-  batches: number;
+/** What happened to the batches of a run, counted by the sender. */
+export interface BatchTally {
   acceptedEvents: number;
   acceptedBatches: number;
   /** Answered 4xx (other than 429): the publisher refused the batch for good. */
@@ -273,13 +266,25 @@ export interface LoadReport {
   /** Requests repeated after a 503 or 429. */
   retries: number;
   requests: number;
+  /** From the first request to the last answer. */
   elapsedMs: number;
+  /** The first problem seen, e.g. the body of a 400. */
+  firstError?: string;
+}
+
+/** Everything the closing summary reports about one run. */
+export interface LoadReport extends BatchTally {
+  url: string;
+  seed: number;
+  batchSize: number;
+  concurrency: number;
+  /** Events generated and posted (each counted once, however often its batch was retried). */
+  sent: number;
+  batches: number;
   /** Latency of the requests answered 202. */
   latency: LatencySummary;
   expectedUnique: number;
   duplicates: number;
-  /** The first problem seen, e.g. the body of a 400. */
-  firstError?: string;
 }
 
 export function exitCodeOf(report: LoadReport): number {

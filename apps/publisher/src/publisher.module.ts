@@ -1,9 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { AppConfigModule } from '@lib/config';
-import { checkNats, eventStreamDeclarations, MessagingModule, NatsClient } from '@lib/messaging';
-import { ObservabilityModule } from '@lib/observability';
-import { checkPostgres, EventQueryModule, EventStatsController, PersistenceModule } from '@lib/persistence';
-import { DataSource } from 'typeorm';
+import { eventStreamDeclarations } from '@lib/messaging';
+import { EventQueryModule, EventStatsController } from '@lib/persistence';
+import { ServicePlatformModule } from '@lib/platform';
 
 import { PublishModule } from './publish/publish.module.js';
 import type { PublisherConfig } from './publisher.env.js';
@@ -15,40 +13,10 @@ export class PublisherModule {
     return {
       module: PublisherModule,
       imports: [
-        AppConfigModule.forRoot(config),
-        ObservabilityModule.forRoot({
+        ServicePlatformModule.forRoot({
           service: 'publisher',
-          logLevel: config.LOG_LEVEL,
-          healthChecks: {
-            inject: [NatsClient, DataSource],
-            useFactory: (nats: NatsClient, db: DataSource) => [
-              () => checkNats(nats),
-              () => checkPostgres(db),
-            ],
-          },
-        }),
-        MessagingModule.forRoot({
-          connection: {
-            url: config.NATS_URL,
-            name: 'publisher',
-            user: config.NATS_USER,
-            password: config.NATS_PASSWORD,
-            token: config.NATS_TOKEN,
-          },
-          streams: eventStreamDeclarations(config.NATS_NAMESPACE, {
-            maxBytes: config.STREAM_MAX_BYTES,
-            replicas: config.STREAM_REPLICAS,
-            duplicateWindowMs: config.DUPLICATE_WINDOW_MS,
-          }),
-        }),
-        PersistenceModule.forRoot({
-          database: {
-            url: config.DATABASE_URL,
-            schema: config.DB_SCHEMA,
-            poolSize: config.DB_POOL_SIZE,
-            applicationName: 'publisher',
-          },
-          migrateOnStart: config.MIGRATE_ON_START,
+          config,
+          streams: eventStreamDeclarations(config),
         }),
         EventQueryModule,
         PublishModule,

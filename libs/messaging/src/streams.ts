@@ -8,10 +8,12 @@ import {
 } from '@nats-io/jetstream';
 import { messagingNames } from '@lib/contracts';
 
-export interface EventStreamLimits {
-  maxBytes: number;
-  replicas: number;
-  duplicateWindowMs: number;
+/** The settings of the event streams (the pipeline variables of `@lib/config`). */
+export interface EventStreamSettings {
+  NATS_NAMESPACE: string;
+  STREAM_MAX_BYTES: number;
+  STREAM_REPLICAS: number;
+  DUPLICATE_WINDOW_MS: number;
 }
 
 /**
@@ -21,8 +23,8 @@ export interface EventStreamLimits {
  *   stored events.
  * - dead letters: limits retention; kept until replayed or aged out.
  */
-export function eventStreamDeclarations(namespace: string, limits: EventStreamLimits): StreamDeclaration[] {
-  const names = messagingNames(namespace);
+export function eventStreamDeclarations(settings: EventStreamSettings): StreamDeclaration[] {
+  const names = messagingNames(settings.NATS_NAMESPACE);
   const ns = (ms: number): number => ms * 1_000_000;
   return [
     {
@@ -31,9 +33,9 @@ export function eventStreamDeclarations(namespace: string, limits: EventStreamLi
       retention: RetentionPolicy.Workqueue,
       storage: StorageType.File,
       discard: DiscardPolicy.New,
-      max_bytes: limits.maxBytes,
-      num_replicas: limits.replicas,
-      duplicate_window: ns(limits.duplicateWindowMs),
+      max_bytes: settings.STREAM_MAX_BYTES,
+      num_replicas: settings.STREAM_REPLICAS,
+      duplicate_window: ns(settings.DUPLICATE_WINDOW_MS),
     },
     {
       name: names.deadLetterStream,
@@ -42,8 +44,8 @@ export function eventStreamDeclarations(namespace: string, limits: EventStreamLi
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       max_age: ns(30 * 24 * 3600 * 1000),
-      num_replicas: limits.replicas,
-      duplicate_window: ns(limits.duplicateWindowMs),
+      num_replicas: settings.STREAM_REPLICAS,
+      duplicate_window: ns(settings.DUPLICATE_WINDOW_MS),
     },
   ];
 }
