@@ -15,7 +15,7 @@ export interface ConsumeLoopOptions {
   name: string;
   /** Obtains the consumer to read from; called at start and again after `reposition`. */
   consumer: () => Promise<Consumer>;
-  /** Messages pulled ahead of processing, at most: the bound on in-flight work. */
+  /** Messages pulled and not yet acked, at most (besides the batch in hand): the bound on in-flight work. */
   maxInFlight: number;
   /** Messages handed to `handle` at once, at most. */
   maxBatch: number;
@@ -35,7 +35,10 @@ export interface ConsumeLoopOptions {
   handle: (batch: JsMsg[]) => Promise<void>;
   /** Sorts an error of `handle` into a retry with backoff (`transient`) or a possible poison message. */
   classify: (error: unknown) => Failure;
-  /** Sets a poison message aside (e.g. publishes it to a dead-letter stream); the loop then terminates it. */
+  /**
+   * Sets a poison message aside (e.g. publishes it to a dead-letter stream); the loop then terminates it.
+   * Retried on failure; an error classified `reposition` rebuilds the consumer instead.
+   */
   deadLetter: (message: JsMsg, error: unknown, attempts: number) => Promise<void>;
   /** Strict mode: makes the next `consumer()` start right after the last committed message. */
   reposition?: () => Promise<void>;
@@ -44,6 +47,9 @@ export interface ConsumeLoopOptions {
 }
 
 class RepositionNeeded extends Error {}
+
+/** How long one pull request waits for messages before the next one is sent. */
+const FETCH_EXPIRES_MS = 2_000;
 
 /**
  * The one consume loop of the product: a durable pull consumer with explicit ack, bounded in-flight
@@ -58,6 +64,8 @@ export class ConsumeLoop {
   private wakeProcessor?: () => void;
   private wakeReader?: () => void;
   private lastDeliverySequence = 0;
+  /** Set when the current run ends (failure, reposition or stop): its reader must not wait on. */
+  private runEnded = false;
   private running?: Promise<void>;
 
   constructor(private readonly options: ConsumeLoopOptions) {
@@ -114,11 +122,9 @@ export class ConsumeLoop {
     const consumer = await this.options.consumer();
     this.buffer = [];
     this.lastDeliverySequence = 0;
-    const messages = await consumer.consume({ max_messages: this.options.maxInFlight, expires: 5_000 });
-    this.messages = messages;
-    if (this.stopping.signal.aborted) messages.stop();
+    this.runEnded = false;
     let readerFailure: unknown;
-    const reader = this.read(messages).catch((error: unknown) => {
+    const reader = this.read(consumer).catch((error: unknown) => {
       readerFailure = error;
       this.wakeProcessor?.();
     });
@@ -126,7 +132,8 @@ export class ConsumeLoop {
       // the batch in hand is always finished (committed and acked) before a restart or reposition
       await this.process(() => readerFailure !== undefined);
     } finally {
-      messages.stop();
+      this.runEnded = true;
+      this.messages?.stop();
       this.wakeReader?.();
       await reader;
       this.releaseBuffer();
@@ -138,23 +145,32 @@ export class ConsumeLoop {
     }
   }
 
-  /** Moves messages from the subscription into the buffer, never holding more than `maxInFlight`. */
-  private async read(messages: ConsumerMessages): Promise<void> {
-    for await (const message of messages) {
-      if (this.options.ordering === 'strict') {
-        const sequence = message.info.deliverySequence;
-        if (this.lastDeliverySequence !== 0 && sequence !== this.lastDeliverySequence + 1) {
-          throw new RepositionNeeded(`delivery ${sequence} follows ${this.lastDeliverySequence}`);
-        }
-        this.lastDeliverySequence = sequence;
-      }
-      this.buffer.push(message);
-      this.wakeProcessor?.();
-      while (this.buffer.length >= this.options.maxInFlight && !this.stopping.signal.aborted) {
+  /**
+   * Pulls into the buffer with `fetch` requests sized to the room left, so that every message pulled
+   * is in the buffer (where `working()` reaches it) and never more than `maxInFlight` are held.
+   */
+  private async read(consumer: Consumer): Promise<void> {
+    while (!this.stopping.signal.aborted && !this.runEnded) {
+      const room = this.options.maxInFlight - this.buffer.length;
+      if (room <= 0) {
         await new Promise<void>((resolve) => (this.wakeReader = resolve));
+        continue;
+      }
+      const messages = await consumer.fetch({ max_messages: room, expires: FETCH_EXPIRES_MS });
+      this.messages = messages;
+      if (this.stopping.signal.aborted || this.runEnded) messages.stop();
+      for await (const message of messages) {
+        if (this.options.ordering === 'strict') {
+          const sequence = message.info.deliverySequence;
+          if (this.lastDeliverySequence !== 0 && sequence !== this.lastDeliverySequence + 1) {
+            throw new RepositionNeeded(`delivery ${sequence} follows ${this.lastDeliverySequence}`);
+          }
+          this.lastDeliverySequence = sequence;
+        }
+        this.buffer.push(message);
+        this.wakeProcessor?.();
       }
     }
-    if (!this.stopping.signal.aborted) throw new Error('subscription ended');
   }
 
   private async process(readerFailed: () => boolean): Promise<void> {
@@ -169,38 +185,47 @@ export class ConsumeLoop {
     }
   }
 
-  private async handleBatch(batch: JsMsg[]): Promise<void> {
+  /**
+   * Handles a batch until it is acked, dead-lettered or handed back. Resolves `false` when the loop
+   * stopped first: in strict mode nothing after an unfinished message may be handled.
+   */
+  private async handleBatch(batch: JsMsg[]): Promise<boolean> {
+    // an outage says nothing about the message: only poison failures count towards maxAttempts
+    let poisonAttempts = 0;
     for (let attempt = 1; ; attempt++) {
       const failure = await this.attempt(batch);
       if (failure === undefined) {
         for (const message of batch) message.ack();
         this.options.observe?.('handled', batch.length);
-        return;
+        return true;
       }
       if (failure.kind === 'reposition') throw new RepositionNeeded(String(failure.error));
       if (failure.kind === 'poison') {
         if (batch.length > 1) {
           // find the poison message: handle one message at a time, in order
-          for (const message of batch) await this.handleBatch([message]);
-          return;
+          for (const message of batch) {
+            if (!(await this.handleBatch([message]))) return false;
+          }
+          return true;
         }
-        if (attempt >= this.options.maxAttempts) {
-          await this.deadLetter(batch[0], failure.error, attempt);
-          return;
-        }
+        // independent mode hands the message back between attempts: the server counts them
+        poisonAttempts += 1;
+        const attempts =
+          this.options.ordering === 'independent' ? batch[0].info.deliveryCount : poisonAttempts;
+        if (attempts >= this.options.maxAttempts) return this.deadLetter(batch[0], failure.error, attempts);
       }
       this.options.observe?.('retried', batch.length);
       if (this.options.ordering === 'independent') {
         for (const message of batch) {
           message.nak(backoffDelay(this.options.backoff, message.info.deliveryCount));
         }
-        return;
+        return true;
       }
       this.logger.warn(
         `batch of ${batch.length} failed (${failure.kind}, attempt ${attempt}): ${String(failure.error)}`,
       );
       await this.holdFor(backoffDelay(this.options.backoff, attempt), batch);
-      if (this.stopping.signal.aborted) return; // unacked: redelivered to whoever consumes next
+      if (this.stopping.signal.aborted) return false; // unacked: redelivered to whoever consumes next
     }
   }
 
@@ -216,18 +241,23 @@ export class ConsumeLoop {
     }
   }
 
-  private async deadLetter(message: JsMsg, error: unknown, attempts: number): Promise<void> {
+  private async deadLetter(message: JsMsg, error: unknown, attempts: number): Promise<boolean> {
     for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
       try {
         await this.options.deadLetter(message, error, attempts);
-        message.term(String(error).slice(0, 200));
+        // a bare term: nats-server 2.9 ignores "+TERM <reason>" and would redeliver the message
+        message.term();
         this.options.observe?.('dead_lettered', 1);
-        return;
+        return true;
       } catch (deadLetterError) {
+        if (this.options.classify(deadLetterError) === 'reposition') {
+          throw new RepositionNeeded(String(deadLetterError));
+        }
         this.logger.error(`dead-lettering failed (attempt ${attempt}): ${String(deadLetterError)}`);
         await this.holdFor(backoffDelay(this.options.backoff, attempt), [message]);
       }
     }
+    return false;
   }
 
   /** Waits `ms` while telling the server that the held messages (and the buffered ones) are still in work. */
