@@ -99,6 +99,21 @@ describe('POST /publish', () => {
     await request(server).post('/publish').set('idempotency-key', 'no spaces').send(body).expect(400);
   });
 
+  it('publishes other content sent under a reused Idempotency-Key instead of dropping it', async () => {
+    const before = await storedMessages();
+    await request(server)
+      .post('/publish')
+      .set('idempotency-key', 'reused')
+      .send(makeEvent({ topic: 'k' }))
+      .expect(202);
+    await request(server)
+      .post('/publish')
+      .set('idempotency-key', 'reused')
+      .send(makeEvent({ topic: 'k' }))
+      .expect(202);
+    expect((await storedMessages()) - before).toBe(2);
+  });
+
   it('never turns a topic into a subject token: only partition subjects exist', async () => {
     await request(server)
       .post('/publish')

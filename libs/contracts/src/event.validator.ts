@@ -58,14 +58,34 @@ export function validateEvents(events: readonly unknown[]): FieldError[] {
       for (const error of validateEvent.errors ?? []) {
         details.push({ index, field: fieldOf(error), message: messageOf(error) });
       }
-    } else if (event.timestamp.startsWith('0000')) {
-      details.push({ index, field: 'timestamp', message: 'is not a real date (year 0)' });
+    } else {
+      const problem = unstorableTimestamp(event.timestamp);
+      if (problem) details.push({ index, field: 'timestamp', message: problem });
     }
   });
   return details;
 }
 
-/** Positions of the events holding U+0000 anywhere (PostgreSQL can store it neither in text nor in jsonb). */
-export function findNulEvents(events: readonly unknown[]): number[] {
-  return events.flatMap((event, index) => (containsNul(event) ? [index] : []));
+const EARLIEST_STORABLE = Date.parse('0001-01-01T00:00:00Z');
+const ZONE_OFFSET = /([+-])(\d\d):?(\d\d)$/;
+
+/** Why PostgreSQL's timestamptz would refuse a schema-valid date-time, or undefined when it stores it. */
+function unstorableTimestamp(timestamp: string): string | undefined {
+  const offset = ZONE_OFFSET.exec(timestamp);
+  if (offset && Number(offset[2]) > 15) return 'has a zone offset beyond ±15:59';
+  if (Date.parse(timestamp) < EARLIEST_STORABLE) return 'is before the year 1';
+  return undefined;
+}
+
+/**
+ * The events holding U+0000 anywhere (PostgreSQL can store it neither in text nor in jsonb), by
+ * position and field.
+ */
+export function findNulEvents(events: readonly unknown[]): { position: number; field: string }[] {
+  return events.flatMap((event, position) => {
+    if (event === null || typeof event !== 'object') return [];
+    return Object.entries(event)
+      .filter(([key, value]) => key.includes('\u0000') || containsNul(value))
+      .map(([field]) => ({ position, field }));
+  });
 }

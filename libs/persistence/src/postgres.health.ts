@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { DataSource } from 'typeorm';
 
 /** Health of the database in terminus format: up when `SELECT 1` answers within 1 s. */
@@ -22,10 +23,15 @@ export async function checkPostgres(
   }
 }
 
-/** Postgres errors that say nothing about the data: retrying the same statement later can succeed. */
+/**
+ * Errors that say nothing about the data: retrying the same statement later can succeed. Only an error
+ * the server answered (a `pg` DatabaseError, possibly wrapped by TypeORM) carries an SQLSTATE; anything
+ * else (ECONNREFUSED, EPIPE, a lost connection, a timeout) is transient.
+ */
 export function isTransientDatabaseError(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true; // connection-level: ECONNREFUSED, timeouts
+  const driverError = (error as { driverError?: unknown }).driverError ?? error;
+  if (!(driverError instanceof pg.DatabaseError)) return true;
+  const code = driverError.code ?? '';
   return (
     code.startsWith('08') || // connection exception
     code.startsWith('53') || // insufficient resources
@@ -33,6 +39,7 @@ export function isTransientDatabaseError(error: unknown): boolean {
     code.startsWith('58') || // system error
     code === '40001' || // serialization failure
     code === '40P01' || // deadlock detected
-    code === '55P03' // lock not available
+    code === '55P03' || // lock not available
+    code === '25006' // read-only transaction: a failover in progress
   );
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG } from '@lib/config';
@@ -74,7 +74,7 @@ export class PublishService {
     const results = await Promise.allSettled(
       messages.map(({ partition, chunk, body }) =>
         this.nats.js.publish(this.names.eventsSubject(partition), body, {
-          msgID: `${requestId}:${partition}:${chunk}`,
+          msgID: messageId(requestId, partition, chunk, body, idempotencyKey !== undefined),
           timeout: this.config.PUBLISH_TIMEOUT_MS,
         }),
       ),
@@ -137,11 +137,27 @@ export class PublishService {
   }
 }
 
+/**
+ * The `Nats-Msg-Id` of one message of a request. With a client's idempotency key it also holds a
+ * digest of the body, so a retry of the same request is dropped by JetStream while the same key
+ * reused for other content is published, never silently discarded.
+ */
+function messageId(
+  requestId: string,
+  partition: number,
+  chunk: number,
+  body: string,
+  keyed: boolean,
+): string {
+  const base = `${requestId}:${partition}:${chunk}`;
+  return keyed ? `${base}:${createHash('sha256').update(body).digest('base64url').slice(0, 22)}` : base;
+}
+
 /** Refuses the events that hold U+0000 (PostgreSQL cannot store it), naming each by its index. */
 function rejectNul(events: IngestEvent[], indexes: number[]): void {
-  const details = findNulEvents(events).map((position) => ({
+  const details = findNulEvents(events).map(({ position, field }) => ({
     index: indexes[position],
-    field: 'payload',
+    field,
     message: 'must not contain the character U+0000',
   }));
   if (details.length > 0) {
