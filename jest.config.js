@@ -27,7 +27,8 @@ const common = {
   },
   transformIgnorePatterns: [`/node_modules/(?!(${esmRequiredByCjs.join('|')})/)`],
   moduleNameMapper: {
-    '^@lib/(contracts|config|messaging|persistence|observability|platform|testing)$': '<rootDir>/libs/$1/src/index.ts',
+    '^@lib/(contracts|config|messaging|persistence|observability|platform|testing)$':
+      '<rootDir>/libs/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testEnvironment: 'node',
