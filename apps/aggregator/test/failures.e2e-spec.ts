@@ -306,6 +306,39 @@ describe('exactly-once under failure', () => {
   );
 
   it(
+    'finishes its batch in hand on SIGTERM mid-load, exits 0, and loses or repeats nothing',
+    () =>
+      withServiceLogs(async () => {
+        const pipeline = pipelineOn(TEST_NATS_URL, TEST_DATABASE_URL);
+        const { publisher, aggregator } = await startPipeline(pipeline);
+        const load = makeLoad(20_000, { dupRatio: 0.3, topics: 10, prefix: 'term' });
+
+        const posting = new BackgroundLoad(publisher, load.events, { batchSize: 500, concurrency: 4 });
+        await waitFor(async () => (await getStats(aggregator)).received > 0, {
+          intervalMs: 20,
+          description: 'the aggregator to store its first events',
+        });
+        const stoppedAt = performance.now();
+        expect(await aggregator.stop()).toBe(0);
+        expect(performance.now() - stoppedAt).toBeLessThan(10_000); // SHUTDOWN_TIMEOUT_MS
+        expect((await getPublisherStats(publisher)).received).toBeLessThan(load.events.length);
+
+        const successor = await startService('aggregator', aggregator.env);
+        await posting.done;
+        const stats = await waitForDrain(pipeline, successor);
+        expect(posting.statuses.every((status) => status === 202)).toBe(true);
+        expect(stats).toMatchObject({
+          received: 20_000,
+          unique_processed: load.unique,
+          duplicate_dropped: 20_000 - load.unique,
+          dead_lettered: 0,
+        });
+        expect(await storedRows(pipeline)).toEqual({ rows: load.unique, keys: load.unique });
+      }),
+    180_000,
+  );
+
+  it(
     'stores every event answered 202 across a NATS restart',
     () =>
       withServiceLogs(async () => {
