@@ -5,6 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { type IngestEvent, messagingNames, type PipelineStats } from '@lib/contracts';
 import {
+  CleanupStack,
   deleteStreams,
   dropSchema,
   freePort,
@@ -31,21 +32,16 @@ interface PipelineEnv {
 }
 
 /** Cleanups registered by the running test, undone in reverse order after it, whatever happened. */
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = new CleanupStack();
 /** Every service process the running test started, for logs when it fails. */
 const services: ServiceProcess[] = [];
 
 afterEach(async () => {
-  const problems: unknown[] = [];
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      problems.push(error);
-    }
+  try {
+    await cleanups.runAll();
+  } finally {
+    services.splice(0);
   }
-  services.splice(0);
-  if (problems.length > 0) throw new Error(`cleanup failed: ${problems.map(String).join('; ')}`);
 });
 
 /** Runs a test body; when it fails, the output of every service it started is added to the error. */
@@ -65,8 +61,8 @@ async function withServiceLogs(body: () => Promise<void>): Promise<void> {
 /** A fresh namespace and schema on the given NATS and Postgres, removed after the test. */
 function pipelineOn(natsUrl: string, databaseUrl: string): PipelineEnv {
   const env = { natsUrl, databaseUrl, namespace: uniqueName('fail'), schema: uniqueName('fail') };
-  cleanups.push(() => deleteStreams(env.namespace, natsUrl));
-  cleanups.push(() => dropSchema(env.schema, databaseUrl));
+  cleanups.defer(() => deleteStreams(env.namespace, natsUrl));
+  cleanups.defer(() => dropSchema(env.schema, databaseUrl));
   return env;
 }
 
@@ -89,7 +85,7 @@ async function startService(
 ): Promise<ServiceProcess> {
   const service = new ServiceProcess(app, env);
   services.push(service);
-  cleanups.push(() => service.kill('SIGKILL'));
+  cleanups.defer(() => service.kill('SIGKILL'));
   return service.start();
 }
 
@@ -224,7 +220,7 @@ class BackgroundLoad {
       this.finished = true;
     });
     this.done.catch(() => undefined); // awaited by the test or by stop()
-    cleanups.push(() => this.stop());
+    cleanups.defer(() => this.stop());
   }
 
   get statuses(): number[] {
@@ -343,7 +339,7 @@ describe('exactly-once under failure', () => {
     () =>
       withServiceLogs(async () => {
         const nats = new NatsServerProcess();
-        cleanups.push(() => nats.dispose());
+        cleanups.defer(() => nats.dispose());
         await nats.start();
         const pipeline = pipelineOn(nats.url, TEST_DATABASE_URL);
         const { publisher, aggregator } = await startPipeline(pipeline);
@@ -387,7 +383,7 @@ describe('exactly-once under failure', () => {
     () =>
       withServiceLogs(async () => {
         const postgres = new PostgresServerProcess();
-        cleanups.push(() => postgres.dispose());
+        cleanups.defer(() => postgres.dispose());
         await postgres.start();
         const pipeline = pipelineOn(TEST_NATS_URL, postgres.url);
         const { publisher, aggregator } = await startPipeline(pipeline);

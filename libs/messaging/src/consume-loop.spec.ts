@@ -14,7 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Logger } from '@nestjs/common';
-import { deleteStreams, TEST_NATS_URL, uniqueName, waitFor } from '@lib/testing';
+import { CleanupStack, deleteStreams, TEST_NATS_URL, uniqueName, waitFor } from '@lib/testing';
 
 import { ConsumeLoop, type ConsumeLoopOptions, type Failure } from './consume-loop.js';
 
@@ -40,31 +40,21 @@ class TransientError extends Error {}
 class PoisonError extends Error {}
 class RepositionError extends Error {}
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = new CleanupStack();
 
 beforeEach(() => {
   // the loop warns on every retry, which these tests cause on purpose
   Logger.overrideLogger(['error']);
 });
 
-afterEach(async () => {
-  const problems: unknown[] = [];
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      problems.push(error);
-    }
-  }
-  if (problems.length > 0) throw new Error(`cleanup failed: ${problems.map(String).join('; ')}`);
-});
+afterEach(() => cleanups.runAll());
 
 /** Connects and creates a stream named after the namespace, deleted (and the connection closed) after the test. */
 async function openStream(retention: RetentionPolicy = RetentionPolicy.Limits): Promise<StreamFixture> {
   const namespace = uniqueName('loop');
   const nc = await connect({ servers: TEST_NATS_URL });
-  cleanups.push(() => nc.close());
-  cleanups.push(() => deleteStreams(namespace));
+  cleanups.defer(() => nc.close());
+  cleanups.defer(() => deleteStreams(namespace));
   const jsm = await jetstreamManager(nc);
   const stream = `${namespace.toUpperCase()}_EVENTS`;
   await jsm.streams.add({ name: stream, subjects: [`${namespace}.>`], retention });
@@ -157,7 +147,7 @@ function startLoop(fixture: StreamFixture, options: Partial<ConsumeLoopOptions> 
     deadLetter: () => Promise.resolve(),
     ...options,
   });
-  cleanups.push(() => loop.stop());
+  cleanups.defer(() => loop.stop());
   loop.start();
   return loop;
 }
@@ -422,7 +412,7 @@ describe(ConsumeLoop.name, () => {
         }
       },
     });
-    cleanups.push(() => Promise.resolve(release.open()));
+    cleanups.defer(() => Promise.resolve(release.open()));
     await entered.opened;
     const stopped = loop.stop().then(() => (stopResolved = true));
     await fixture.nc.flush();
@@ -470,7 +460,7 @@ describe(ConsumeLoop.name, () => {
       },
     });
     // runs before the loop's stop: a blocked handle would keep stop waiting
-    cleanups.push(() => Promise.resolve(release.open()));
+    cleanups.defer(() => Promise.resolve(release.open()));
     await entered.opened;
 
     // the loop has nothing to do but fill its buffer: sample what it holds until that stops changing

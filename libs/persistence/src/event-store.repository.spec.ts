@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import type { IngestEvent } from '@lib/contracts';
-import { dropSchema, queryDatabase, TEST_DATABASE_URL, uniqueName } from '@lib/testing';
+import { CleanupStack, dropSchema, queryDatabase, TEST_DATABASE_URL, uniqueName } from '@lib/testing';
 import type { DataSource } from 'typeorm';
 
 import { createDataSource, type DatabaseOptions, MIGRATIONS } from './data-source.js';
@@ -23,7 +23,7 @@ interface TopicStatsRow {
   conflicting_duplicates: string;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const cleanups = new CleanupStack();
 
 function databaseOptions(schema: string): DatabaseOptions {
   return { url: TEST_DATABASE_URL, schema, poolSize: 2, applicationName: 'spec' };
@@ -32,11 +32,11 @@ function databaseOptions(schema: string): DatabaseOptions {
 /** Creates a unique schema, runs the real migrations on it and opens the repository; undone after the test. */
 async function openStore(): Promise<Store> {
   const schema = uniqueName('evstore');
-  cleanups.push(() => dropSchema(schema));
+  cleanups.defer(() => dropSchema(schema));
   await migrate(databaseOptions(schema));
   const dataSource = createDataSource(databaseOptions(schema));
   await dataSource.initialize();
-  cleanups.push(() => dataSource.destroy());
+  cleanups.defer(() => dataSource.destroy());
   return { schema, dataSource, repository: new EventStoreRepository(dataSource) };
 }
 
@@ -73,17 +73,7 @@ beforeEach(() => {
   Logger.overrideLogger(['error']);
 });
 
-afterEach(async () => {
-  const problems: unknown[] = [];
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch (error) {
-      problems.push(error);
-    }
-  }
-  if (problems.length > 0) throw new Error(`cleanup failed: ${problems.map(String).join('; ')}`);
-});
+afterEach(() => cleanups.runAll());
 
 describe(EventStoreRepository.name, () => {
   describe('claimPartition', () => {

@@ -1,4 +1,5 @@
 export * from './cleanup.js';
+export * from './cleanup-stack.js';
 export * from './factories.js';
 export * from './names.js';
 export * from './nats-server.js';
