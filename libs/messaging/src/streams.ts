@@ -8,6 +8,10 @@ import {
 } from '@nats-io/jetstream';
 import { messagingNames } from '@lib/contracts';
 
+const DAY_MS = 24 * 3600 * 1000;
+const DEAD_LETTER_MAX_AGE_MS = 30 * DAY_MS;
+const DEAD_LETTER_DEDUP_MS = 7 * DAY_MS;
+
 /** The settings of the event streams (the pipeline variables of `@lib/config`). */
 export interface EventStreamSettings {
   NATS_NAMESPACE: string;
@@ -21,7 +25,7 @@ export interface EventStreamSettings {
  * - events: work-queue retention (a message leaves once the aggregator acked it after commit) and
  *   `discard: new`, so a full stream refuses a publish (the publisher answers 503) instead of dropping
  *   stored events.
- * - dead letters: limits retention; kept until replayed or aged out.
+ * - dead letters: limits retention; kept until replayed or aged out (30 days).
  */
 export function eventStreamDeclarations(settings: EventStreamSettings): StreamDeclaration[] {
   const names = messagingNames(settings.NATS_NAMESPACE);
@@ -43,9 +47,11 @@ export function eventStreamDeclarations(settings: EventStreamSettings): StreamDe
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
-      max_age: ns(30 * 24 * 3600 * 1000),
+      max_age: ns(DEAD_LETTER_MAX_AGE_MS),
       num_replicas: settings.STREAM_REPLICAS,
-      duplicate_window: ns(settings.DUPLICATE_WINDOW_MS),
+      // dead letters are few: remembering their ids for a week costs little, and an aggregator that died
+      // between publishing a dead letter and committing past it does not file it twice when it comes back
+      duplicate_window: ns(DEAD_LETTER_DEDUP_MS),
     },
   ];
 }

@@ -70,11 +70,11 @@ export class PublishService {
     }
     const messages = this.encode(events);
     const stopTimer = this.latency.startTimer();
-    const requestId = idempotencyKey ?? randomUUID();
+    const requestId = idempotencyKey === undefined ? randomUUID() : keyedRequestId(idempotencyKey, messages);
     const results = await Promise.allSettled(
       messages.map(({ partition, chunk, body }) =>
         this.nats.js.publish(this.names.eventsSubject(partition), body, {
-          msgID: messageId(requestId, partition, chunk, body, idempotencyKey !== undefined),
+          msgID: `${requestId}:${partition}:${chunk}`,
           timeout: this.config.PUBLISH_TIMEOUT_MS,
         }),
       ),
@@ -138,19 +138,14 @@ export class PublishService {
 }
 
 /**
- * The `Nats-Msg-Id` of one message of a request. With a client's idempotency key it also holds a
- * digest of the body, so a retry of the same request is dropped by JetStream while the same key
- * reused for other content is published, never silently discarded.
+ * The request id under a client's idempotency key: the key and a digest of the whole request, so a
+ * retry of the same request gets the same `Nats-Msg-Id`s (JetStream drops what the first attempt
+ * stored), while the key reused for any other content is another request, never silently discarded.
  */
-function messageId(
-  requestId: string,
-  partition: number,
-  chunk: number,
-  body: string,
-  keyed: boolean,
-): string {
-  const base = `${requestId}:${partition}:${chunk}`;
-  return keyed ? `${base}:${createHash('sha256').update(body).digest('base64url').slice(0, 22)}` : base;
+function keyedRequestId(key: string, messages: { body: string }[]): string {
+  const digest = createHash('sha256');
+  for (const { body } of messages) digest.update(body).update('\n');
+  return `${key}:${digest.digest('base64url').slice(0, 22)}`;
 }
 
 /** Refuses the events that hold U+0000 (PostgreSQL cannot store it), naming each by its index. */
