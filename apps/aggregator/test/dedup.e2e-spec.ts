@@ -86,6 +86,14 @@ describe('aggregator deduplication', () => {
       `SELECT count(*) AS n, count(DISTINCT (topic, event_id)) AS d FROM "${pipeline.schema}".events`,
     );
     expect(rows[0]).toEqual({ n: '4000', d: '4000' });
+    // every partition reports its lag, and it falls to zero once everything is committed and acked
+    await waitFor(async () => {
+      const metrics = await (await fetch(`${pipeline!.aggregator.url}/metrics`)).text();
+      const lags = [
+        ...metrics.matchAll(/^aggregator_partition_lag_messages\{partition="\d+"[^}]*\} (\d+)$/gm),
+      ];
+      return lags.length === 16 && lags.every((lag) => lag[1] === '0');
+    });
   });
 
   it('drops a duplicate with another payload and counts it as conflicting', async () => {

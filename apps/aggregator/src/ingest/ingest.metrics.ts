@@ -10,8 +10,10 @@ export class IngestMetrics {
   private readonly batches: Counter<'outcome'>;
   private readonly commitSeconds: Histogram;
   private readonly watermark: Gauge<'partition'>;
+  private readonly registry: Registry;
 
   constructor(@Inject(METRICS_REGISTRY) registry: Registry) {
+    this.registry = registry;
     this.events = new Counter({
       name: 'aggregator_events_total',
       help: 'Events committed by this process, by outcome (received, unique, duplicate, conflicting)',
@@ -35,6 +37,27 @@ export class IngestMetrics {
       help: 'Last stream sequence committed, per partition',
       labelNames: ['partition'],
       registers: [registry],
+    });
+  }
+
+  /**
+   * Per-partition lag, read from the server when `/metrics` is scraped: messages of the partition not
+   * yet delivered plus delivered but not yet acked (committed). A partition that cannot be read (NATS
+   * down) is left out of that scrape.
+   */
+  watchLag(partitions: number[], lagOf: (partition: number) => Promise<number>): void {
+    new Gauge({
+      name: 'aggregator_partition_lag_messages',
+      help: 'Messages of a partition not yet committed (pending + in flight), read at scrape time',
+      labelNames: ['partition'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const lags = await Promise.allSettled(partitions.map(lagOf));
+        lags.forEach((lag, i) => {
+          if (lag.status === 'fulfilled') this.set({ partition: String(partitions[i]) }, lag.value);
+        });
+      },
     });
   }
 

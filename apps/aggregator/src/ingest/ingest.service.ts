@@ -31,6 +31,13 @@ export class IngestService implements OnApplicationBootstrap, BeforeApplicationS
       { length: config.PARTITIONS },
       (_, partition) => new PartitionIngestor(partition, names, config, nats, store, metrics),
     );
+    metrics.watchLag(
+      this.ingestors.map((i) => i.partition),
+      async (partition) => {
+        const info = await nats.jsm.consumers.info(names.eventsStream, names.eventsConsumer(partition));
+        return info.num_pending + info.num_ack_pending;
+      },
+    );
   }
 
   onApplicationBootstrap(): void {

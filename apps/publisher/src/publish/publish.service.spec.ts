@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
+import { loadConfig } from '@lib/config';
 import { type IngestEvent, partitionOf, ValidationFailedError } from '@lib/contracts';
 import type { NatsClient } from '@lib/messaging';
 import { Registry } from 'prom-client';
 
 import { publisherEnv, type PublisherConfig } from '../publisher.env.js';
-import { loadConfig } from '@lib/config';
 import { PublishService } from './publish.service.js';
 
 interface Published {
