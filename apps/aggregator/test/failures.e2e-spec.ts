@@ -398,9 +398,17 @@ describe('exactly-once under failure', () => {
           { intervalMs: 20, description: 'the aggregator to store its first events' },
         );
         await postgres.stop();
+        const outageStarted = performance.now();
         expect(beforeOutage.received).toBeLessThan(load.events.length);
+        // while the database is down the services say so: 503 with Retry-After, never a 500
+        const stats503 = await fetch(`${aggregator.url}/stats`);
+        expect(stats503.status).toBe(503);
+        expect(stats503.headers.get('retry-after')).not.toBeNull();
+        const health = await fetch(`${publisher.url}/health`);
+        expect(health.status).toBe(503);
+        expect(await health.json()).toMatchObject({ error: { postgres: { status: 'down' } } });
         // the outage itself is what is under test, so its length is a fixed time, not a wait for a condition
-        await delay(10_000);
+        await delay(10_000 - (performance.now() - outageStarted));
         await postgres.start();
         await posting.done;
 

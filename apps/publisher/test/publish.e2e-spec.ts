@@ -230,6 +230,9 @@ describe('POST /publish when JetStream cannot persist', () => {
       );
       expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
       expect((refused.body as ErrorResponse).error).toBe('UNAVAILABLE');
+      const health = await request(server).get('/health');
+      expect(health.status).toBe(503);
+      expect(health.body).toMatchObject({ status: 'error', error: { nats: { status: 'down' } } });
       await nats.start();
       await waitFor(async () => (await request(server).post('/publish').send(makeEvent())).status === 202, {
         description: '202 after NATS is back',

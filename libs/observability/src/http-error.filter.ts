@@ -80,6 +80,18 @@ export function toErrorBody(
   };
 }
 
+/** The report of a failed terminus health check, which is answered as it is. */
+function healthReportOf(error: unknown): object | undefined {
+  if (!(error instanceof HttpException) || error.getStatus() !== 503) return undefined;
+  const response = error.getResponse();
+  const isReport =
+    typeof response === 'object' &&
+    response !== null &&
+    (response as { status?: unknown }).status === 'error' &&
+    'details' in response;
+  return isReport ? response : undefined;
+}
+
 /** The one HTTP exception filter: maps every error to `ErrorBody` with the request's correlation id. */
 @Catch()
 export class HttpErrorFilter implements ExceptionFilter {
@@ -94,6 +106,12 @@ export class HttpErrorFilter implements ExceptionFilter {
       this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     }
     if (retryAfter !== undefined) void reply.header('Retry-After', String(retryAfter));
+    const health = healthReportOf(error);
+    if (health) {
+      // /health keeps terminus's format when it fails: that is what probes and operators read
+      void reply.status(503).send(health);
+      return;
+    }
     void reply.status(body.statusCode).send(body);
   }
 }

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ValidationFailedError } from '@lib/contracts';
+import { UnavailableError, ValidationFailedError } from '@lib/contracts';
 
 import { type EventPage, EventStoreRepository, type EventTotals } from '../event-store.repository.js';
+import { isTransientDatabaseError } from '../postgres.health.js';
 
 /** Opaque cursors: the last seen ingestion sequence, base64url-encoded. */
 function encodeCursor(seq: string): string {
@@ -26,15 +27,28 @@ export class EventQueryService {
   constructor(@Inject(EventStoreRepository) private readonly store: EventStoreRepository) {}
 
   async getStats(): Promise<EventTotals & { uptime: number }> {
-    const totals = await this.store.getStatistics();
+    const totals = await whileDatabaseAnswers(() => this.store.getStatistics());
     return { ...totals, uptime: Math.round((Date.now() - this.startedAt) / 1000) };
   }
 
   async listEvents(query: { topic?: string; limit?: number; cursor?: string }): Promise<EventPage> {
     const limit = query.limit ?? 100;
     const afterSeq = query.cursor === undefined ? '0' : decodeCursor(query.cursor);
-    const events = await this.store.listEvents({ topic: query.topic, limit, afterSeq });
+    const events = await whileDatabaseAnswers(() =>
+      this.store.listEvents({ topic: query.topic, limit, afterSeq }),
+    );
     const last = events.at(-1);
     return { events, next_cursor: events.length === limit && last ? encodeCursor(last.seq) : null };
+  }
+}
+
+/** Runs a read; an outage of the database becomes `UnavailableError` (503 with Retry-After), not a 500. */
+async function whileDatabaseAnswers<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (isTransientDatabaseError(error))
+      throw new UnavailableError('the database is unreachable; retry later', 2);
+    throw error;
   }
 }
