@@ -67,9 +67,10 @@ export class PipelineFixture {
     return { status: response.status, body: await response.json() };
   }
 
+  /** Kills both services and removes the namespace's streams and the schema, on the servers they used. */
   async dispose(): Promise<void> {
     await Promise.all([this.publisher.kill(), this.aggregator.kill()]);
-    await deleteStreams(this.namespace);
-    await dropSchema(this.schema);
+    await deleteStreams(this.namespace, this.aggregator.env.NATS_URL);
+    await dropSchema(this.schema, this.aggregator.env.DATABASE_URL);
   }
 }
