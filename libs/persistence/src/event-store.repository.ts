@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { StoredEvent } from '@lib/contracts';
+import type { PipelineStats, StoredEvent } from '@lib/contracts';
 import { DataSource } from 'typeorm';
 
 /** What one committed batch changed. */
@@ -10,15 +10,8 @@ export interface StoredBatch {
   conflicting: number;
 }
 
-export interface EventTotals {
-  received: number;
-  unique_processed: number;
-  duplicate_dropped: number;
-  conflicting_duplicates: number;
-  dead_lettered: number;
-  topic_count: number;
-  topics: string[];
-}
+/** The pipeline's counters as the store holds them (the `uptime` of `PipelineStats` is the process's). */
+export type EventTotals = Omit<PipelineStats, 'uptime'>;
 
 export interface EventPage {
   events: StoredEvent[];

@@ -2,12 +2,12 @@ import { hostname } from 'node:os';
 
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { EventQueryService, type EventTotals } from '@lib/persistence';
+import type { PipelineStats } from '@lib/contracts';
+import { EventQueryService } from '@lib/persistence';
 
 import { IngestService } from '../ingest/ingest.service.js';
 
-export interface AggregatorStats extends EventTotals {
-  uptime: number;
+export interface AggregatorStats extends PipelineStats {
   replica: string;
   partitions: { count: number; owned: number[] };
 }

@@ -1,7 +1,9 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 
-import type { EventPage, EventTotals } from '../event-store.repository.js';
+import type { PipelineStats } from '@lib/contracts';
+
+import type { EventPage } from '../event-store.repository.js';
 import { EventQueryService } from './event-query.service.js';
 import { ListEventsQuery } from './list-events.dto.js';
 
@@ -28,7 +30,7 @@ export class EventStatsController {
   @ApiOperation({
     summary: 'received, unique_processed, duplicate_dropped, conflicting_duplicates, topics, uptime',
   })
-  stats(): Promise<EventTotals & { uptime: number }> {
+  stats(): Promise<PipelineStats> {
     return this.events.getStats();
   }
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { UnavailableError, ValidationFailedError } from '@lib/contracts';
+import { type PipelineStats, UnavailableError, ValidationFailedError } from '@lib/contracts';
 
-import { type EventPage, EventStoreRepository, type EventTotals } from '../event-store.repository.js';
+import { type EventPage, EventStoreRepository } from '../event-store.repository.js';
 import { isTransientDatabaseError } from '../postgres.health.js';
 
 /** Opaque cursors: the last seen ingestion sequence, base64url-encoded. */
@@ -26,7 +26,7 @@ export class EventQueryService {
 
   constructor(@Inject(EventStoreRepository) private readonly store: EventStoreRepository) {}
 
-  async getStats(): Promise<EventTotals & { uptime: number }> {
+  async getStats(): Promise<PipelineStats> {
     const totals = await whileDatabaseAnswers(() => this.store.getStatistics());
     return { ...totals, uptime: Math.round((Date.now() - this.startedAt) / 1000) };
   }
