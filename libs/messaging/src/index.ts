@@ -2,5 +2,4 @@ export * from './backoff.js';
 export * from './consume-loop.js';
 export * from './messaging.module.js';
 export * from './nats-client.js';
-export * from './nats.health.js';
 export * from './streams.js';

@@ -1,9 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AppConfigModule, type commonEnv, type ConfigOf } from '@lib/config';
-import { checkNats, MessagingModule, NatsClient, type StreamDeclaration } from '@lib/messaging';
+import { MessagingModule, NatsClient, type StreamDeclaration } from '@lib/messaging';
 import { ObservabilityModule } from '@lib/observability';
-import { checkPostgres, PersistenceModule } from '@lib/persistence';
+import { PersistenceModule } from '@lib/persistence';
 import { DataSource } from 'typeorm';
+
+import { checkNats, checkPostgres } from './dependency-health.js';
 
 export interface ServicePlatformOptions {
   /** The service's name: in logs, metrics, the NATS connection and `pg_stat_activity`. */

@@ -1,6 +1,5 @@
 import { Controller, Get, Inject, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-
 import type { PipelineStats } from '@lib/contracts';
 
 import type { EventPage } from '../event-store.repository.js';

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { type PipelineStats, UnavailableError, ValidationFailedError } from '@lib/contracts';
 
 import { type EventPage, EventStoreRepository } from '../event-store.repository.js';
-import { isTransientDatabaseError } from '../postgres.health.js';
+import { isTransientDatabaseError } from '../database-errors.js';
 
 /** Opaque cursors: the last seen ingestion sequence, base64url-encoded. */
 function encodeCursor(seq: string): string {

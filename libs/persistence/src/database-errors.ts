@@ -1,27 +1,4 @@
 import pg from 'pg';
-import type { DataSource } from 'typeorm';
-
-/** Health of the database in terminus format: up when `SELECT 1` answers within 1 s. */
-export async function checkPostgres(
-  dataSource: DataSource,
-  key = 'postgres',
-): Promise<Record<string, { status: 'up' | 'down' } & Record<string, unknown>>> {
-  const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      dataSource.query('SELECT 1'),
-      new Promise<never>(
-        (_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 1 s')), 1_000)),
-      ),
-    ]);
-    return { [key]: { status: 'up', rtt_ms: Math.round((performance.now() - started) * 100) / 100 } };
-  } catch (error) {
-    return { [key]: { status: 'down', message: String(error) } };
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * Errors that say nothing about the data: retrying the same statement later can succeed. Only an error
