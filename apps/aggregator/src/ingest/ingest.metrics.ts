@@ -70,7 +70,7 @@ export class IngestMetrics {
     this.commitSeconds.observe(seconds);
   }
 
-  observeBatch(_partition: number, outcome: string, _messages: number): void {
+  observeBatch(outcome: string): void {
     this.batches.inc({ outcome });
   }
 }

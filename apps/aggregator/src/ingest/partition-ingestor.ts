@@ -47,12 +47,8 @@ export class PartitionIngestor {
       classify: (error) => this.classify(error),
       deadLetter: (message, error, attempts) => this.deadLetter(message, error, attempts),
       reposition: () => this.reposition(),
-      observe: (outcome, messages) => metrics.observeBatch(partition, outcome, messages),
+      observe: (outcome) => metrics.observeBatch(outcome),
     });
-  }
-
-  get committedWatermark(): number {
-    return this.watermark;
   }
 
   private get consumerName(): string {
