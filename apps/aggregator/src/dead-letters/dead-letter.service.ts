@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { StoredMsg } from '@nats-io/jetstream';
 import { APP_CONFIG } from '@lib/config';
 import {
   Headers,
@@ -44,8 +45,8 @@ export class DeadLetterService {
     const letters: DeadLetter[] = [];
     let sequence = Math.max(after + 1, info.state.first_seq);
     while (letters.length < limit && sequence <= info.state.last_seq && info.state.messages > 0) {
-      const letter = await this.read(sequence);
-      if (letter) letters.push(letter);
+      const message = await this.find(sequence);
+      if (message) letters.push(toDeadLetter(message));
       sequence++;
     }
     const more = sequence <= info.state.last_seq && letters.length === limit;
@@ -57,41 +58,30 @@ export class DeadLetterService {
    * replay is not ingested twice), then removes it from the dead-letter stream.
    */
   async replay(sequence: number): Promise<{ replayed: number; subject: string; new_sequence: number }> {
-    const letter = await this.read(sequence);
-    if (!letter?.original_subject) throw new NotFoundError(`no dead letter ${sequence}`);
-    const stored = await this.guard(() =>
-      this.nats.jsm.streams.getMessage(this.names.deadLetterStream, { seq: sequence }),
-    );
-    if (!stored) throw new NotFoundError(`no dead letter ${sequence}`);
+    const message = await this.find(sequence);
+    const subject = message?.header?.get(Headers.OriginalSubject);
+    if (!message || !subject) throw new NotFoundError(`no dead letter ${sequence}`);
     const ack = await this.guard(() =>
-      this.nats.js.publish(letter.original_subject!, stored.data, {
+      this.nats.js.publish(subject, message.data, {
         msgID: `replay:${this.names.deadLetterStream}:${sequence}`,
       }),
     );
     await this.guard(() => this.nats.jsm.streams.deleteMessage(this.names.deadLetterStream, sequence));
-    this.logger.log(`dead letter ${sequence} replayed to ${letter.original_subject} as ${ack.seq}`);
-    return { replayed: sequence, subject: letter.original_subject, new_sequence: ack.seq };
+    this.logger.log(`dead letter ${sequence} replayed to ${subject} as ${ack.seq}`);
+    return { replayed: sequence, subject, new_sequence: ack.seq };
   }
 
-  private async read(sequence: number): Promise<DeadLetter | undefined> {
-    const message = await this.guard(() =>
+  /** The dead letter at `sequence`, or undefined when there is none (deleted, or never there). */
+  private find(sequence: number): Promise<StoredMsg | undefined> {
+    return this.guard(() =>
       this.nats.jsm.streams.getMessage(this.names.deadLetterStream, { seq: sequence }),
-    ).catch((error: unknown) => {
-      if (error instanceof UnavailableError) throw error;
-      return undefined;
-    });
-    if (!message) return undefined;
-    const header = (name: string): string | null => message.header?.get(name) || null;
-    const number = (name: string): number | null => (header(name) === null ? null : Number(header(name)));
-    return {
-      sequence: message.seq,
-      time: message.time.toISOString(),
-      original_subject: header(Headers.OriginalSubject),
-      original_sequence: number(Headers.OriginalSequence),
-      reason: header(Headers.Reason),
-      attempts: number(Headers.Attempts),
-      data: new TextDecoder().decode(message.data),
-    };
+    ).then(
+      (message) => message ?? undefined,
+      (error: unknown) => {
+        if (error instanceof UnavailableError) throw error;
+        return undefined;
+      },
+    );
   }
 
   private async guard<T>(call: () => Promise<T>): Promise<T> {
@@ -103,4 +93,18 @@ export class DeadLetterService {
       throw error;
     }
   }
+}
+
+function toDeadLetter(message: StoredMsg): DeadLetter {
+  const header = (name: string): string | null => message.header?.get(name) || null;
+  const number = (name: string): number | null => (header(name) === null ? null : Number(header(name)));
+  return {
+    sequence: message.seq,
+    time: message.time.toISOString(),
+    original_subject: header(Headers.OriginalSubject),
+    original_sequence: number(Headers.OriginalSequence),
+    reason: header(Headers.Reason),
+    attempts: number(Headers.Attempts),
+    data: new TextDecoder().decode(message.data),
+  };
 }
