@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 
 import { commonEnv } from './common.env.js';
-import { ConfigError, describeSpec, env, loadConfig } from './env-spec.js';
+import { ConfigError, env, loadConfig } from './env-spec.js';
 
 /** A small spec with one variable of every kind, like a service declares. */
 function serviceSpec() {
@@ -153,9 +153,7 @@ describe(loadConfig.name, () => {
     const failure = new Error('boom');
     const spec = {
       BROKEN: {
-        kind: 'string',
         description: 'throws',
-        defaultText: '',
         parse: (): string => {
           throw failure;
         },
@@ -184,19 +182,5 @@ describe(loadConfig.name, () => {
       PARTITIONS: 16,
       LOG_LEVEL: 'info',
     });
-  });
-});
-
-describe(describeSpec.name, () => {
-  it('writes one README row per variable with its default and description', () => {
-    expect(describeSpec(serviceSpec())).toEqual([
-      '| `PORT` | `3000` | HTTP port |',
-      '| `VERBOSE` | `false` | Log every request |',
-      '| `LOG_LEVEL` | `info` | Log level |',
-      '| `NATS_URL` | `nats://127.0.0.1:4222` | NATS server URL(s) |',
-      '| `NAMESPACE` | `toolkit` | Stream prefix |',
-      '| `GREETING` | `hello` | Any text |',
-      '| `TOKEN` | `(unset)` | Auth token |',
-    ]);
   });
 });

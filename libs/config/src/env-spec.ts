@@ -4,9 +4,7 @@
  * before failing, so a bad deployment shows all its mistakes at once.
  */
 export interface EnvVar<T> {
-  readonly kind: string;
   readonly description: string;
-  readonly defaultText: string;
   parse(raw: string | undefined): T;
 }
 
@@ -22,9 +20,7 @@ class VariableProblem extends Error {}
 export const env = {
   string(defaultValue: string, description: string, pattern?: RegExp): EnvVar<string> {
     return {
-      kind: 'string',
       description,
-      defaultText: defaultValue,
       parse(raw) {
         const value = raw === undefined || raw === '' ? defaultValue : raw;
         if (pattern && !pattern.test(value))
@@ -35,17 +31,13 @@ export const env = {
   },
   optional(description: string): EnvVar<string | undefined> {
     return {
-      kind: 'string',
       description,
-      defaultText: '(unset)',
       parse: (raw) => (raw === undefined || raw === '' ? undefined : raw),
     };
   },
   int(defaultValue: number, description: string, range: { min?: number; max?: number } = {}): EnvVar<number> {
     return {
-      kind: 'integer',
       description,
-      defaultText: String(defaultValue),
       parse(raw) {
         if (raw === undefined || raw === '') return defaultValue;
         if (!/^-?\d+$/.test(raw.trim())) throw new VariableProblem(`"${raw}" is not a whole number`);
@@ -60,9 +52,7 @@ export const env = {
   },
   bool(defaultValue: boolean, description: string): EnvVar<boolean> {
     return {
-      kind: 'boolean',
       description,
-      defaultText: String(defaultValue),
       parse(raw) {
         if (raw === undefined || raw === '') return defaultValue;
         if (/^(1|true|yes|on)$/i.test(raw)) return true;
@@ -73,9 +63,7 @@ export const env = {
   },
   oneOf<T extends string>(values: readonly T[], defaultValue: T, description: string): EnvVar<T> {
     return {
-      kind: values.join('|'),
       description,
-      defaultText: defaultValue,
       parse(raw) {
         const value = raw === undefined || raw === '' ? defaultValue : raw;
         if (!(values as readonly string[]).includes(value)) {
@@ -87,9 +75,7 @@ export const env = {
   },
   url(defaultValue: string, description: string, protocols: string[]): EnvVar<string> {
     return {
-      kind: 'url',
       description,
-      defaultText: defaultValue,
       parse(raw) {
         const value = raw === undefined || raw === '' ? defaultValue : raw;
         for (const part of value.split(',')) {
@@ -128,9 +114,4 @@ export function loadConfig<S extends EnvSpec>(spec: S, source: NodeJS.ProcessEnv
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return result as ConfigOf<S>;
-}
-
-/** Markdown rows (`| NAME | default | description |`) for the README's configuration table. */
-export function describeSpec(spec: EnvSpec): string[] {
-  return Object.entries(spec).map(([name, v]) => `| \`${name}\` | \`${v.defaultText}\` | ${v.description} |`);
 }

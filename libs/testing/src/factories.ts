@@ -16,8 +16,9 @@ export function makeEvent(overrides: Partial<IngestEvent> = {}): IngestEvent {
 }
 
 /**
- * `total` events over `topics` topics where a `dupRatio` share repeats an earlier event of the same
- * topic (same payload), shuffled deterministically; returns the events and the number of unique keys.
+ * `total` events over `topics` topics: the originals first, then a `dupRatio` share of repeats of
+ * them (same topic, id and payload, picked deterministically); returns the events and the number of
+ * unique keys.
  */
 export function makeLoad(
   total: number,
