@@ -4,6 +4,9 @@ import { resolve } from 'node:path';
 
 import { waitFor } from './wait.js';
 
+/** The product's services, by their folder under `apps/`. */
+export type ServiceName = 'publisher' | 'aggregator' | 'chat-gateway' | 'lock-service' | 'cache-service';
+
 /** The repository root (tests run from it). */
 export const ROOT = process.cwd();
 
@@ -25,7 +28,7 @@ export class ServiceProcess {
   private exited?: Promise<number | null>;
 
   constructor(
-    readonly app: 'publisher' | 'aggregator',
+    readonly app: ServiceName,
     readonly env: Record<string, string>,
   ) {}
 
