@@ -19,9 +19,10 @@ import {
 import { type BenchContext, type BenchResult, type BenchSection, BenchSkipped } from './bench-section.js';
 import { ROOT, TEST_DATABASE_URL, TEST_NATS_URL } from '@lib/testing';
 import { pipelineSection } from './pipeline.js';
+import { scaleSection } from './scale.js';
 
 /** Every section, in the order they run; later ones may compare themselves with earlier results. */
-const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection];
+const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection, scaleSection];
 
 const USAGE = `Usage: npm run bench [-- --only <section>[,<section>…]] [--out <file>]
 

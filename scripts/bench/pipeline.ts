@@ -6,7 +6,13 @@ import type { PipelineStats } from '@lib/contracts';
 import { splitBatches, summarizeLatencies } from '../publish/load.js';
 import { sendBatches } from '../publish/load-runner.js';
 import { PIPELINE_LOAD } from './baselines.js';
-import { type BenchResult, type BenchSection, BenchSkipped, perSecond } from './bench-section.js';
+import {
+  type BenchContext,
+  type BenchResult,
+  type BenchSection,
+  BenchSkipped,
+  perSecond,
+} from './bench-section.js';
 import {
   deleteStreams,
   dropSchema,
@@ -181,7 +187,7 @@ export const pipelineSection: BenchSection = {
   },
 };
 
-interface Round {
+export interface Round {
   sent: Awaited<ReturnType<typeof sendBatches>>;
   stats: PipelineStats;
   unique: number;
@@ -193,16 +199,17 @@ interface Round {
  * Posts `count` fresh events (topics `<prefix>.*`, 30 % duplicates) and waits until the aggregator's
  * `received` reaches `receivedBefore` plus what was accepted: one timed round.
  */
-async function postAndDrain(
-  context: Parameters<BenchSection['run']>[0],
+export async function postAndDrain(
+  context: BenchContext,
   publisher: ServiceProcess,
   aggregator: ServiceProcess,
   prefix: string,
   count: number,
   receivedBefore: number,
+  topics: number = PIPELINE_LOAD.topics,
 ): Promise<Round> {
   const { events, unique } = makeLoad(count, {
-    topics: PIPELINE_LOAD.topics,
+    topics,
     dupRatio: PIPELINE_LOAD.dupRatio,
     prefix,
   });
@@ -234,7 +241,7 @@ async function postAndDrain(
   return { sent, stats, unique, endToEndMs, rate };
 }
 
-async function readStats(url: string): Promise<PipelineStats> {
+export async function readStats(url: string): Promise<PipelineStats> {
   const response = await fetch(`${url}/stats`, { signal: AbortSignal.timeout(5_000) });
   if (response.status !== 200)
     throw new Error(`GET /stats answered ${response.status}: ${await response.text()}`);
@@ -242,7 +249,7 @@ async function readStats(url: string): Promise<PipelineStats> {
 }
 
 /** VmRSS and VmHWM of a process, in bytes, from /proc (Linux). */
-function memoryOf(pid: number): { rss: number; peak: number } {
+export function memoryOf(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => {
     const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
@@ -253,7 +260,7 @@ function memoryOf(pid: number): { rss: number; peak: number } {
 }
 
 /** SIGTERM, and SIGKILL when the graceful stop takes too long. */
-async function stopService(service: ServiceProcess): Promise<void> {
+export async function stopService(service: ServiceProcess): Promise<void> {
   if (service.pid === undefined) return;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>(

@@ -24,13 +24,8 @@ export const APPS: readonly AppDefinition[] = [
   {
     name: 'aggregator',
     port: 3001,
-    // several replicas need partition ownership (leases and rebalancing), which this release does not have
-    replicas: {
-      variable: 'AGGREGATOR_REPLICAS',
-      extraPortsFrom: 3101,
-      max: 1,
-      why: 'one until partition ownership lands',
-    },
+    // replicas share the partitions among themselves (leases, rendezvous hashing)
+    replicas: { variable: 'AGGREGATOR_REPLICAS', extraPortsFrom: 3101, max: 8 },
   },
   { name: 'chat-gateway', port: 3002 },
   { name: 'lock-service', port: 3003 },

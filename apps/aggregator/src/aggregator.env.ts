@@ -19,6 +19,17 @@ export const aggregatorEnv = {
     min: 1,
     max: 100,
   }),
+  REPLICA_ID: env.optional(
+    "This replica's id in the consumer group (default host:pid); unique among live replicas",
+  ),
+  REBALANCE_INTERVAL_MS: env.int(
+    1_000,
+    'How often a replica reads the members and takes or hands over partitions',
+    {
+      min: 50,
+      max: 60_000,
+    },
+  ),
   RETRY_MIN_MS: env.int(100, 'First retry delay after a failed batch', { min: 1 }),
   RETRY_MAX_MS: env.int(5_000, 'Longest retry delay after repeated failures', { min: 1 }),
 };

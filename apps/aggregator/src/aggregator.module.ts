@@ -5,7 +5,7 @@ import { ServicePlatformModule } from '@lib/platform';
 
 import type { AggregatorConfig } from './aggregator.env.js';
 import { DeadLetterModule } from './dead-letters/dead-letter.module.js';
-import { IngestModule } from './ingest/ingest.module.js';
+import { OwnershipModule } from './ownership/ownership.module.js';
 import { StatsController } from './stats/stats.controller.js';
 
 /** Consumes the events stream into Postgres, exactly once in effect; serves stats, events and dead letters. */
@@ -21,7 +21,7 @@ export class AggregatorModule {
           streams: eventStreamDeclarations(config),
         }),
         EventQueryModule,
-        IngestModule,
+        OwnershipModule,
         DeadLetterModule,
       ],
       controllers: [StatsController],

@@ -2,6 +2,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 
 import { CreatedEventStore1763900000000 } from './migrations/1763900000000-CreatedEventStore.js';
 import { AddedEventConstraints1763900100000 } from './migrations/1763900100000-AddedEventConstraints.js';
+import { CreatedAggregatorMembers1763900400000 } from './migrations/1763900400000-CreatedAggregatorMembers.js';
 
 export interface DatabaseOptions {
   url: string;
@@ -12,7 +13,11 @@ export interface DatabaseOptions {
 }
 
 /** Every migration, in order; listed explicitly so the built output needs no glob. */
-export const MIGRATIONS = [CreatedEventStore1763900000000, AddedEventConstraints1763900100000];
+export const MIGRATIONS = [
+  CreatedEventStore1763900000000,
+  AddedEventConstraints1763900100000,
+  CreatedAggregatorMembers1763900400000,
+];
 
 /** TypeORM options for the product's database: raw-SQL repositories, the schema on the search path. */
 export function dataSourceOptions(options: DatabaseOptions): DataSourceOptions {

@@ -6,3 +6,4 @@ export * from './database-errors.js';
 export * from './event-query/event-query.controller.js';
 export * from './event-query/event-query.module.js';
 export * from './event-query/event-query.service.js';
+export * from './database-session.js';

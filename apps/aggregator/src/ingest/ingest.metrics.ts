@@ -43,9 +43,9 @@ export class IngestMetrics {
   /**
    * Per-partition lag, read from the server when `/metrics` is scraped: messages of the partition not
    * yet delivered plus delivered but not yet acked (committed). A partition that cannot be read (NATS
-   * down) is left out of that scrape.
+   * down) is left out of that scrape; so is one this replica does not own.
    */
-  watchLag(partitions: number[], lagOf: (partition: number) => Promise<number>): void {
+  watchLag(partitionsOf: () => number[], lagOf: (partition: number) => Promise<number>): void {
     new Gauge({
       name: 'aggregator_partition_lag_messages',
       help: 'Messages of a partition not yet committed (pending + in flight), read at scrape time',
@@ -53,6 +53,7 @@ export class IngestMetrics {
       registers: [this.registry],
       async collect() {
         this.reset();
+        const partitions = partitionsOf();
         const lags = await Promise.allSettled(partitions.map(lagOf));
         lags.forEach((lag, i) => {
           if (lag.status === 'fulfilled') this.set({ partition: String(partitions[i]) }, lag.value);
@@ -68,6 +69,11 @@ export class IngestMetrics {
     this.events.inc({ outcome: 'conflicting' }, stored.conflicting);
     this.watermark.set({ partition: String(partition) }, watermark);
     this.commitSeconds.observe(seconds);
+  }
+
+  /** Drops the per-partition series of a partition that moved to another replica. */
+  forgetPartition(partition: number): void {
+    this.watermark.remove({ partition: String(partition) });
   }
 
   observeBatch(outcome: string): void {

@@ -1,35 +1,28 @@
-import { hostname } from 'node:os';
-
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { PipelineStats } from '@lib/contracts';
 import { EventQueryService } from '@lib/persistence';
 
-import { IngestService } from '../ingest/ingest.service.js';
+import { type OwnershipView, OwnershipService } from '../ownership/ownership.service.js';
 
-export interface AggregatorStats extends PipelineStats {
-  replica: string;
-  partitions: { count: number; owned: number[] };
-}
+export type AggregatorStats = PipelineStats & OwnershipView;
 
 @ApiTags('events')
 @Controller('stats')
 export class StatsController {
-  private readonly replica = `${hostname()}:${process.pid}`;
-
   constructor(
     @Inject(EventQueryService) private readonly events: EventQueryService,
-    @Inject(IngestService) private readonly ingest: IngestService,
+    @Inject(OwnershipService) private readonly ownership: OwnershipService,
   ) {}
 
   @Get()
   @ApiOperation({
     summary:
-      'Exact pipeline counters from Postgres (same on every replica), plus this replica and its partitions',
+      'Exact pipeline counters from Postgres, the live replicas and the partitions each owns (the same on every ' +
+      'replica), and which replica answered',
   })
   async stats(): Promise<AggregatorStats> {
-    const stats = await this.events.getStats();
-    const owned = this.ingest.ingestors.map((i) => i.partition);
-    return { ...stats, replica: this.replica, partitions: { count: owned.length, owned } };
+    const [stats, ownership] = await Promise.all([this.events.getStats(), this.ownership.view()]);
+    return { ...stats, ...ownership };
   }
 }
