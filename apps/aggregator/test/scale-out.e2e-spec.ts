@@ -222,6 +222,32 @@ describe('aggregator scale-out', () => {
     });
   });
 
+  it('survives a replica losing its leases mid-load (its database session cut): counts exact', async () => {
+    const p = await startPipeline(2);
+    await withLogs(async () => {
+      await waitForOwnership(p.aggregator, replicaIds(2));
+      const { events, unique } = makeLoad(10_000, { topics: 20, dupRatio: 0.3, prefix: 'cut' });
+      const load = postBatches(p.publisher.url, events, { batchSize: 200, concurrency: 4 });
+      await waitFor(async () => (await stats(p.aggregator)).received >= 2_000, {
+        timeoutMs: 60_000,
+        description: 'a share of the load committed',
+      });
+      // the other replica may take the partitions while replica-2 still has a batch in hand
+      const [cut] = await queryDatabase<{ cut: boolean }>(
+        `SELECT pg_terminate_backend(backend_pid) AS cut FROM "${p.schema}".aggregator_members
+         WHERE member_id = 'replica-2'`,
+      );
+      expect(cut.cut).toBe(true);
+      expect((await load).accepted).toBe(10_000);
+      const final = await p.waitForReceived(10_000, 120_000);
+      expect(final.unique_processed).toBe(unique);
+      expect(final.duplicate_dropped).toBe(10_000 - unique);
+      expect(await storedRows(p)).toEqual({ rows: unique, keys: unique });
+      // and it joins again, taking back its share
+      await waitForOwnership(p.aggregator, replicaIds(2));
+    });
+  });
+
   it('hands over the partitions of a replica stopped with SIGTERM', async () => {
     const p = await startPipeline(2);
     await withLogs(async () => {
