@@ -7,6 +7,9 @@ export const commonEnv = {
   NATS_USER: env.optional('NATS user name'),
   NATS_PASSWORD: env.optional('NATS password'),
   NATS_TOKEN: env.optional('NATS auth token'),
+  API_KEY: env.optional(
+    'When set, every HTTP write (POST, PUT, DELETE, …) needs it in x-api-key or Authorization: Bearer',
+  ),
   NATS_NAMESPACE: env.string(
     'toolkit',
     'Prefix of every stream and subject, so deployments can share one NATS',

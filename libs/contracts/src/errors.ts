@@ -3,6 +3,7 @@ export const ErrorCode = {
   ValidationFailed: 'VALIDATION_FAILED',
   PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
   NotFound: 'NOT_FOUND',
+  Unauthorized: 'UNAUTHORIZED',
   Unavailable: 'UNAVAILABLE',
   Internal: 'INTERNAL',
 } as const;
@@ -56,4 +57,9 @@ export class UnavailableError extends DomainError {
   ) {
     super(message);
   }
+}
+
+/** A write without the API key the deployment requires (see `API_KEY`). */
+export class UnauthorizedError extends DomainError {
+  readonly code = ErrorCode.Unauthorized;
 }

@@ -21,8 +21,18 @@ export class HealthController {
 
   @Get()
   @HealthCheck()
-  @ApiOperation({ summary: 'Liveness and readiness: NATS and PostgreSQL reachable (503 when not)' })
+  @ApiOperation({ summary: 'Readiness: NATS and PostgreSQL reachable (503 when not)' })
   check(): Promise<HealthCheckResult> {
     return this.health.check(this.checks);
+  }
+
+  /**
+   * Liveness only: the process serves HTTP. An orchestrator restarts on this one, not on `/health`,
+   * so an outage of NATS or Postgres takes replicas out of rotation without restarting them all.
+   */
+  @Get('live')
+  @ApiOperation({ summary: 'Liveness: the process answers (no dependency checked)' })
+  live(): { status: 'ok' } {
+    return { status: 'ok' };
   }
 }

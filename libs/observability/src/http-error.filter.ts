@@ -13,6 +13,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.ValidationFailed]: HttpStatus.BAD_REQUEST,
   [ErrorCode.PayloadTooLarge]: HttpStatus.PAYLOAD_TOO_LARGE,
   [ErrorCode.NotFound]: HttpStatus.NOT_FOUND,
+  [ErrorCode.Unauthorized]: HttpStatus.UNAUTHORIZED,
   [ErrorCode.Unavailable]: HttpStatus.SERVICE_UNAVAILABLE,
   [ErrorCode.Internal]: HttpStatus.INTERNAL_SERVER_ERROR,
 };
@@ -20,6 +21,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
 function codeForStatus(status: number): ErrorCode {
   if (status === 413) return ErrorCode.PayloadTooLarge;
   if (status === 404) return ErrorCode.NotFound;
+  if (status === 401) return ErrorCode.Unauthorized;
   if (status === 503) return ErrorCode.Unavailable;
   if (status >= 400 && status < 500) return ErrorCode.ValidationFailed;
   return ErrorCode.Internal;

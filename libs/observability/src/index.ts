@@ -5,3 +5,4 @@ export * from './metrics.js';
 export * from './observability.module.js';
 export * from './validation.js';
 export * from './run-service.js';
+export * from './api-key.guard.js';

@@ -36,7 +36,9 @@ export class ObservabilityModule {
               res.setHeader('x-correlation-id', id);
               return id;
             },
-            autoLogging: { ignore: (req) => req.url === '/health' || req.url === '/metrics' },
+            autoLogging: {
+              ignore: (req) => req.url?.startsWith('/health') === true || req.url === '/metrics',
+            },
             serializers: {
               req: (req: { id: string; method: string; url: string }) => ({
                 id: req.id,

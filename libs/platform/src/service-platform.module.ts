@@ -1,7 +1,8 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AppConfigModule, type commonEnv, type ConfigOf } from '@lib/config';
 import { MessagingModule, NatsClient, type StreamDeclaration } from '@lib/messaging';
-import { ObservabilityModule } from '@lib/observability';
+import { ApiKeyGuard, ObservabilityModule } from '@lib/observability';
+import { APP_GUARD } from '@nestjs/core';
 import { PersistenceModule } from '@lib/persistence';
 import { DataSource } from 'typeorm';
 
@@ -18,7 +19,7 @@ export interface ServicePlatformOptions {
 
 /**
  * What every service of the product stands on, wired once: the validated config, JSON logs, metrics,
- * `/health` over NATS and Postgres, the NATS connection with the service's streams, and the database
+ * `/health` over NATS and Postgres, the optional API key on HTTP writes, the NATS connection with the service's streams, and the database
  * with its migrations. A service module imports this and adds its own feature modules.
  */
 @Module({})
@@ -59,6 +60,7 @@ export class ServicePlatformModule {
           migrateOnStart: config.MIGRATE_ON_START,
         }),
       ],
+      providers: [{ provide: APP_GUARD, useFactory: () => new ApiKeyGuard(config.API_KEY) }],
     };
   }
 }
