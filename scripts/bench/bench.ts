@@ -20,9 +20,10 @@ import { type BenchContext, type BenchResult, type BenchSection, BenchSkipped } 
 import { ROOT, TEST_DATABASE_URL, TEST_NATS_URL } from '@lib/testing';
 import { pipelineSection } from './pipeline.js';
 import { scaleSection } from './scale.js';
+import { cacheSection } from './cache.js';
 
 /** Every section, in the order they run; later ones may compare themselves with earlier results. */
-const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection, scaleSection];
+const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection, scaleSection, cacheSection];
 
 const USAGE = `Usage: npm run bench [-- --only <section>[,<section>…]] [--out <file>]
 

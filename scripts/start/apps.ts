@@ -29,7 +29,12 @@ export const APPS: readonly AppDefinition[] = [
   },
   { name: 'chat-gateway', port: 3002 },
   { name: 'lock-service', port: 3003 },
-  { name: 'cache-service', port: 3004 },
+  {
+    name: 'cache-service',
+    port: 3004,
+    // replicas keep their memories coherent through NATS invalidations and leases in Postgres
+    replicas: { variable: 'CACHE_REPLICAS', extraPortsFrom: 3104, max: 5 },
+  },
 ];
 
 /** One process of a service. */

@@ -3,3 +3,4 @@ export * from './event.js';
 export * from './partition.js';
 export * from './subjects.js';
 export * from './event.validator.js';
+export * from './cache.js';

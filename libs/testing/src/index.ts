@@ -8,3 +8,4 @@ export * from './service-process.js';
 export * from './wait.js';
 export * from './test-app.js';
 export * from './pipeline.js';
+export * from './tcp-proxy.js';
