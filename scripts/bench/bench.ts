@@ -21,9 +21,10 @@ import { ROOT, TEST_DATABASE_URL, TEST_NATS_URL } from '@lib/testing';
 import { pipelineSection } from './pipeline.js';
 import { scaleSection } from './scale.js';
 import { cacheSection } from './cache.js';
+import { chatSection } from './chat.js';
 
 /** Every section, in the order they run; later ones may compare themselves with earlier results. */
-const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection, scaleSection, cacheSection];
+const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection, scaleSection, cacheSection, chatSection];
 
 const USAGE = `Usage: npm run bench [-- --only <section>[,<section>…]] [--out <file>]
 

@@ -4,3 +4,4 @@ export * from './partition.js';
 export * from './subjects.js';
 export * from './event.validator.js';
 export * from './cache.js';
+export * from './chat.js';
