@@ -22,9 +22,17 @@ import { pipelineSection } from './pipeline.js';
 import { scaleSection } from './scale.js';
 import { cacheSection } from './cache.js';
 import { chatSection } from './chat.js';
+import { queueSection } from './queue.js';
 
 /** Every section, in the order they run; later ones may compare themselves with earlier results. */
-const SECTIONS: BenchSection[] = [baselinesSection, pipelineSection, scaleSection, cacheSection, chatSection];
+const SECTIONS: BenchSection[] = [
+  baselinesSection,
+  pipelineSection,
+  scaleSection,
+  queueSection,
+  cacheSection,
+  chatSection,
+];
 
 const USAGE = `Usage: npm run bench [-- --only <section>[,<section>…]] [--out <file>]
 

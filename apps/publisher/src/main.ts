@@ -11,7 +11,7 @@ await runService('publisher', async () => {
   const app = await createHttpApp(PublisherModule.forRoot(config), {
     title: 'publisher',
     description:
-      'Event ingress: POST /publish persists events in JetStream; GET /stats and /events read the store.',
+      'Event ingress: POST /publish persists events in JetStream; GET /stats and /events read the store; /queue is the at-least-once work queue.',
     bodyLimit: config.BODY_LIMIT_BYTES,
   });
   await listen(app, config.PORT, config.HOST, 'publisher');

@@ -1,12 +1,13 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { eventStreamDeclarations } from '@lib/messaging';
+import { eventStreamDeclarations, queueStreamDeclarations } from '@lib/messaging';
 import { EventQueryModule, EventStatsController } from '@lib/persistence';
 import { ServicePlatformModule } from '@lib/platform';
 
 import { PublishModule } from './publish/publish.module.js';
 import type { PublisherConfig } from './publisher.env.js';
+import { QueueModule } from './queue/queue.module.js';
 
-/** The ingress: `POST /publish` into JetStream, plus reads of the event store. */
+/** The ingress: `POST /publish` into JetStream, reads of the event store, and the work queue. */
 @Module({})
 export class PublisherModule {
   static forRoot(config: PublisherConfig): DynamicModule {
@@ -16,10 +17,11 @@ export class PublisherModule {
         ServicePlatformModule.forRoot({
           service: 'publisher',
           config,
-          streams: eventStreamDeclarations(config),
+          streams: [...eventStreamDeclarations(config), ...queueStreamDeclarations(config)],
         }),
         EventQueryModule,
         PublishModule,
+        QueueModule,
       ],
       controllers: [EventStatsController],
     };

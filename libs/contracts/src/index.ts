@@ -5,3 +5,4 @@ export * from './subjects.js';
 export * from './event.validator.js';
 export * from './cache.js';
 export * from './chat.js';
+export * from './queue.js';
