@@ -450,6 +450,7 @@ describe('work queue over two publisher replicas', () => {
     expect(await statusOf(one.push('jobs.*', { message: 1 }))).toBe(400);
     expect(await statusOf(one.call('POST', '/queue/push', { topic: 'x'.repeat(256), message: 1 }))).toBe(400);
     expect(await statusOf(one.push('x'.repeat(100), { message: 1 }))).toBe(201);
+    expect(await statusOf(one.push('y'.repeat(255), { message: 1 }))).toBe(201);
     expect(await statusOf(one.push(topic, {}))).toBe(400);
     expect(await statusOf(one.push(topic, { message: null }))).toBe(400);
     expect(await statusOf(one.push(topic, { message: 1, extra: true }))).toBe(400);

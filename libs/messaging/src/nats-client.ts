@@ -40,6 +40,8 @@ export class NatsClient {
       reconnectTimeWait: 250,
       waitOnFirstConnect: false,
       timeout,
+      // no stack captured per request for an error that is almost never thrown: ~8 % CPU under load
+      noAsyncTraces: true,
     });
     const jsm = await jetstreamManager(connection, { timeout });
     return new NatsClient(connection, jetstream(connection, { timeout }), jsm);

@@ -35,7 +35,12 @@ export async function createHttpApp(
   module: Type<unknown> | DynamicModule,
   options: HttpAppOptions,
 ): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ bodyLimit: options.bodyLimit, genReqId: correlationId });
+  const adapter = new FastifyAdapter({
+    bodyLimit: options.bodyLimit,
+    genReqId: correlationId,
+    // path parameters (topics, keys, resources) may be as long as the contracts allow; fastify's 100 is less
+    maxParamLength: 512,
+  });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
   configureHttpApp(app, options);

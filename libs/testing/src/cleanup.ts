@@ -21,9 +21,11 @@ export async function deleteStreams(namespace: string, url = TEST_NATS_URL): Pro
   const nc = await connect({ servers: url });
   try {
     const jsm = await jetstreamManager(nc);
+    const prefix = `${namespace.toUpperCase()}_`;
     for await (const stream of jsm.streams.list()) {
-      if (stream.config.name.startsWith(`${namespace.toUpperCase()}_`))
-        await jsm.streams.delete(stream.config.name);
+      // a key-value bucket's stream is KV_<bucket>, and buckets are named after the namespace too
+      const name = stream.config.name;
+      if (name.startsWith(prefix) || name.startsWith(`KV_${prefix}`)) await jsm.streams.delete(name);
     }
   } finally {
     await nc.close();
