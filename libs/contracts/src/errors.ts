@@ -16,21 +16,32 @@ export interface FieldError {
   message: string;
 }
 
-/** The body of every 4xx/5xx answer. */
+/**
+ * The body of every 4xx/5xx answer. `error` is one of the shared `ErrorCode`s or a service's own code
+ * (e.g. `LOCK_CONFLICT`); a service's error may add fields of its own (e.g. the holders of a lock).
+ */
 export interface ErrorBody {
   statusCode: number;
-  error: ErrorCode;
+  error: string;
   message: string;
   details?: FieldError[];
   correlation_id?: string;
+  [field: string]: unknown;
 }
 
 /**
- * Base of every domain error: services throw these, and one filter per transport maps `code` to a
- * status (HTTP) or a disposition (messages).
+ * Base of every domain error: services throw these, never transport exceptions, and one filter per
+ * transport maps them: HTTP answers `status` (by default the status of the shared `code`) with the
+ * `ErrorBody`; a message handler decides ack / nak / term from the class.
  */
 export abstract class DomainError extends Error {
-  abstract readonly code: ErrorCode;
+  /** A shared `ErrorCode`, or a service's own stable code. */
+  abstract readonly code: string;
+  /** The HTTP status; a service's own code must set it, a shared code has a default. */
+  readonly status?: number;
+  /** Fields added to the error body beside the standard ones. */
+  readonly extra?: Record<string, unknown>;
+
   constructor(
     message: string,
     readonly details?: FieldError[],

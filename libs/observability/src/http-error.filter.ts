@@ -9,6 +9,7 @@ import {
 import { DomainError, ErrorCode, type ErrorBody, type FieldError, UnavailableError } from '@lib/contracts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
+/** The status of each shared code, for domain errors that do not set their own. */
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   [ErrorCode.ValidationFailed]: HttpStatus.BAD_REQUEST,
   [ErrorCode.PayloadTooLarge]: HttpStatus.PAYLOAD_TOO_LARGE,
@@ -34,7 +35,8 @@ export function toErrorBody(
 ): { body: ErrorBody; retryAfter?: number } {
   if (error instanceof DomainError) {
     const body: ErrorBody = {
-      statusCode: STATUS_BY_CODE[error.code],
+      ...error.extra,
+      statusCode: error.status ?? STATUS_BY_CODE[error.code as ErrorCode] ?? HttpStatus.INTERNAL_SERVER_ERROR,
       error: error.code,
       message: error.message,
       details: error.details,

@@ -2,7 +2,7 @@ import { ValidationFailedError } from '@lib/contracts';
 
 /**
  * 1–100 characters of letters, digits and `. _ : -` (e.g. `user:1`): safe in a URL path without
- * encoding. 100 is the longest path parameter the HTTP router takes (a longer one gets 414).
+ * encoding.
  */
 export const CACHE_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
 

@@ -9,7 +9,6 @@ import {
   Param,
   Post,
   Res,
-  UseFilters,
 } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import {
@@ -29,7 +28,6 @@ import {
   SettleBody,
   TopicParams,
 } from './dto/queue.dto.js';
-import { QueueErrorFilter } from './queue-error.filter.js';
 import { QueueService } from './queue.service.js';
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -62,7 +60,6 @@ const SETTLE_REFUSALS = [
 ] as const;
 
 @ApiTags('queue')
-@UseFilters(QueueErrorFilter)
 @Controller('queue')
 export class QueueController {
   constructor(@Inject(QueueService) private readonly queue: QueueService) {}
@@ -144,7 +141,6 @@ export class QueueController {
 
 /** The seed's queue routes, kept for its clients: thin aliases of `QueueController`'s. */
 @ApiTags('queue (seed routes)')
-@UseFilters(QueueErrorFilter)
 @Controller('queue')
 export class SeedQueueController {
   constructor(@Inject(QueueService) private readonly queue: QueueService) {}

@@ -1,4 +1,4 @@
-import { DomainError, ErrorCode, type FieldError } from '@lib/contracts';
+import { DomainError, ErrorCode } from '@lib/contracts';
 
 /** Codes of the queue's refusals that the shared error codes do not cover. */
 export const QueueErrorCode = {
@@ -7,20 +7,10 @@ export const QueueErrorCode = {
 } as const;
 export type QueueErrorCode = (typeof QueueErrorCode)[keyof typeof QueueErrorCode];
 
-/**
- * A refusal of an ack or nack with its own HTTP status (409, 410), rendered by `QueueErrorFilter` in
- * the product's error format. The shared `DomainError` maps only the shared codes to a status.
- */
-export abstract class QueueError extends Error {
-  abstract readonly code: QueueErrorCode;
-  abstract readonly status: number;
-  constructor(
-    message: string,
-    readonly details?: FieldError[],
-  ) {
-    super(message);
-    this.name = new.target.name;
-  }
+/** A refusal of an ack or nack, with the queue's own code and status. */
+export abstract class QueueError extends DomainError {
+  abstract override readonly code: QueueErrorCode;
+  abstract override readonly status: number;
 }
 
 /**
