@@ -56,7 +56,8 @@ export const cacheSection: BenchSection = {
       );
     }
     context.defer(`drop schema ${schema}`, () => dropSchema(schema, context.databaseUrl));
-    for (const replica of replicas) context.defer('stop a cache replica', () => stopService(replica));
+    for (const replica of replicas)
+      context.defer('stop a cache replica', () => replica.stop(STOP_TIMEOUT_MS));
     context.log(`starting ${REPLICAS} cache replicas (namespace and schema ${schema})`);
     await Promise.all(replicas.map((replica) => replica.start(60_000)));
     const client = new HttpClient(CLIENTS);
@@ -285,20 +286,6 @@ class HttpClient {
 
   close(): void {
     this.agent.destroy();
-  }
-}
-
-/** SIGTERM, and SIGKILL when the graceful stop takes too long. */
-async function stopService(service: ServiceProcess): Promise<void> {
-  if (service.pid === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>(
-    (done) => (timer = setTimeout(() => done('timeout'), STOP_TIMEOUT_MS)),
-  );
-  try {
-    if ((await Promise.race([service.stop(), timedOut])) === 'timeout') await service.kill('SIGKILL');
-  } finally {
-    clearTimeout(timer);
   }
 }
 

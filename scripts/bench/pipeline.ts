@@ -63,8 +63,8 @@ export const pipelineSection: BenchSection = {
     // last registered runs first: stop the services, then remove what they declared
     context.defer(`delete streams of ${namespace}`, () => deleteStreams(namespace, context.natsUrl));
     context.defer(`drop schema ${namespace}`, () => dropSchema(namespace, context.databaseUrl));
-    context.defer('stop the publisher', () => stopService(publisher));
-    context.defer('stop the aggregator', () => stopService(aggregator));
+    context.defer('stop the publisher', () => publisher.stop(STOP_TIMEOUT_MS));
+    context.defer('stop the aggregator', () => aggregator.stop(STOP_TIMEOUT_MS));
 
     context.log(`starting publisher and aggregator (namespace and schema ${namespace})`);
     await Promise.all([publisher.start(60_000), aggregator.start(60_000)]);
@@ -257,18 +257,4 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
     return Number(match[1]) * 1024;
   };
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
-}
-
-/** SIGTERM, and SIGKILL when the graceful stop takes too long. */
-export async function stopService(service: ServiceProcess): Promise<void> {
-  if (service.pid === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>(
-    (done) => (timer = setTimeout(() => done('timeout'), STOP_TIMEOUT_MS)),
-  );
-  try {
-    if ((await Promise.race([service.stop(), timedOut])) === 'timeout') await service.kill('SIGKILL');
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -184,7 +184,7 @@ async function prepareQueue(context: BenchContext): Promise<RoundRunner> {
     }
   });
   context.defer(`drop schema ${namespace}`, () => dropSchema(namespace, context.databaseUrl));
-  context.defer('stop the publisher', () => stopService(publisher));
+  context.defer('stop the publisher', () => publisher.stop(STOP_TIMEOUT_MS));
   context.log(`starting the publisher (namespace ${namespace})`);
   await publisher.start(60_000);
 
@@ -264,18 +264,4 @@ function post(agent: Agent, base: URL, path: string, body: unknown, ...expected:
     request.on('error', reject);
     request.end(data);
   });
-}
-
-/** SIGTERM, and SIGKILL when the graceful stop takes too long. */
-async function stopService(service: ServiceProcess): Promise<void> {
-  if (service.pid === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>(
-    (done) => (timer = setTimeout(() => done('timeout'), STOP_TIMEOUT_MS)),
-  );
-  try {
-    if ((await Promise.race([service.stop(), timedOut])) === 'timeout') await service.kill('SIGKILL');
-  } finally {
-    clearTimeout(timer);
-  }
 }

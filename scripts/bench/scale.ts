@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { type BenchContext, type BenchResult, type BenchSection, BenchSkipped } from './bench-section.js';
-import { postAndDrain, readStats, type Round, stopService } from './pipeline.js';
+import { postAndDrain, readStats, type Round } from './pipeline.js';
 import { PIPELINE_LOAD } from './baselines.js';
 import {
   deleteStreams,
@@ -25,6 +25,7 @@ const WARM_UP_EVENTS = 10_000;
 const TOPICS = 64;
 const FAILOVER_EVENTS = 60_000;
 const FAILOVER_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
 
 interface ReplicaGroup {
   namespace: string;
@@ -121,7 +122,7 @@ async function startGroup(context: BenchContext, replicas: number): Promise<Repl
 }
 
 async function stopGroup(group: ReplicaGroup): Promise<void> {
-  await Promise.all([group.publisher, ...group.aggregators].map(stopService));
+  await Promise.all([group.publisher, ...group.aggregators].map((s) => s.stop(STOP_TIMEOUT_MS)));
 }
 
 async function readView(aggregator: ServiceProcess): Promise<GroupView> {

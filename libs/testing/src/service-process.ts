@@ -87,9 +87,22 @@ export class ServiceProcess {
     return (await this.exited) ?? null;
   }
 
-  /** Graceful stop: SIGTERM, then waits for the exit code. */
-  stop(): Promise<number | null> {
-    return this.kill('SIGTERM');
+  /**
+   * Graceful stop: SIGTERM, then waits for the exit code; past `timeoutMs` (if given) the process is
+   * killed with SIGKILL and the result is null.
+   */
+  async stop(timeoutMs?: number): Promise<number | null> {
+    if (timeoutMs === undefined) return this.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((done) => (timer = setTimeout(() => done('timeout'), timeoutMs)));
+    try {
+      const code = await Promise.race([this.kill('SIGTERM'), timedOut]);
+      if (code !== 'timeout') return code;
+      await this.kill('SIGKILL');
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   logs(): string {
