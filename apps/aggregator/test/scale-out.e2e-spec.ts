@@ -132,6 +132,37 @@ function inOrder(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `o${i}`);
 }
 
+/**
+ * Mid-load: `total` events (30 % duplicates) posted 4 requests at a time, beside one client posting the
+ * topic `ordered.<name>` strictly in order; resolves once a share of it is committed. `finish` waits for
+ * everything and checks the counts, the rows and the order are exact.
+ */
+async function loadUnderway(
+  p: PipelineFixture,
+  name: string,
+  { total = 20_000, ordered = 400 } = {},
+): Promise<{ finish: () => Promise<void> }> {
+  const { events, unique } = makeLoad(total, { topics: 20, dupRatio: 0.3, prefix: name });
+  const load = postBatches(p.publisher.url, events, { batchSize: 200, concurrency: 4 });
+  const inOrderTopic = `ordered.${name}`;
+  const orderedLoad = postInOrder(p, [inOrderTopic], ordered, 5);
+  await waitFor(async () => (await stats(p.aggregator)).received >= total / 7, {
+    timeoutMs: 60_000,
+    description: 'a share of the load committed',
+  });
+  return {
+    async finish() {
+      const [sent] = await Promise.all([load, orderedLoad]);
+      expect(sent.accepted).toBe(total);
+      const final = await p.waitForReceived(total + ordered, 120_000);
+      expect(final.unique_processed).toBe(unique + ordered);
+      expect(final.duplicate_dropped).toBe(total - unique);
+      expect(await storedRows(p)).toEqual({ rows: unique + ordered, keys: unique + ordered });
+      expect(await storedOrder(p, inOrderTopic)).toEqual(inOrder(ordered));
+    },
+  };
+}
+
 describe('aggregator scale-out', () => {
   it('shares the partitions among three replicas and stores each topic in publish order', async () => {
     const p = await startPipeline(3);
@@ -162,27 +193,13 @@ describe('aggregator scale-out', () => {
     const p = await startPipeline(3);
     await withLogs(async () => {
       await waitForOwnership(p.aggregator, replicaIds(3));
-      const { events, unique } = makeLoad(20_000, { topics: 20, dupRatio: 0.3, prefix: 'kill' });
-      const load = postBatches(p.publisher.url, events, { batchSize: 200, concurrency: 4 });
-      const ordered = postInOrder(p, ['ordered.kill'], 400, 5);
-
-      await waitFor(async () => (await stats(p.aggregator)).received >= 3_000, {
-        timeoutMs: 60_000,
-        description: 'a share of the load committed',
-      });
+      const load = await loadUnderway(p, 'kill');
       const victim = p.aggregators[1];
       const killedAt = performance.now();
       await victim.kill('SIGKILL');
       await waitForOwnership(p.aggregator, ['replica-1', 'replica-3']);
       const movedWithinMs = performance.now() - killedAt;
-
-      const [sent] = await Promise.all([load, ordered]);
-      expect(sent.accepted).toBe(20_000);
-      const final = await p.waitForReceived(20_000 + 400, 120_000);
-      expect(final.unique_processed).toBe(unique + 400);
-      expect(final.duplicate_dropped).toBe(20_000 - unique);
-      expect(await storedRows(p)).toEqual({ rows: unique + 400, keys: unique + 400 });
-      expect(await storedOrder(p, 'ordered.kill')).toEqual(inOrder(400));
+      await load.finish();
       expect(movedWithinMs).toBeLessThan(5_000);
     });
   });
@@ -191,14 +208,7 @@ describe('aggregator scale-out', () => {
     const p = await startPipeline(3);
     await withLogs(async () => {
       const before = ownershipOf(await waitForOwnership(p.aggregator, replicaIds(3)));
-      const { events, unique } = makeLoad(20_000, { topics: 20, dupRatio: 0.3, prefix: 'join' });
-      const load = postBatches(p.publisher.url, events, { batchSize: 200, concurrency: 4 });
-      const ordered = postInOrder(p, ['ordered.join'], 400, 5);
-
-      await waitFor(async () => (await stats(p.aggregator)).received >= 3_000, {
-        timeoutMs: 60_000,
-        description: 'a share of the load committed',
-      });
+      const load = await loadUnderway(p, 'join');
       await p.addAggregator({ REPLICA_ID: 'replica-4' });
       const after = ownershipOf(await waitForOwnership(p.aggregator, replicaIds(4)));
 
@@ -211,14 +221,7 @@ describe('aggregator scale-out', () => {
       for (const member of replicaIds(3)) {
         for (const partition of after[member]) expect(before[member]).toContain(partition);
       }
-
-      const [sent] = await Promise.all([load, ordered]);
-      expect(sent.accepted).toBe(20_000);
-      const final = await p.waitForReceived(20_000 + 400, 120_000);
-      expect(final.unique_processed).toBe(unique + 400);
-      expect(final.duplicate_dropped).toBe(20_000 - unique);
-      expect(await storedRows(p)).toEqual({ rows: unique + 400, keys: unique + 400 });
-      expect(await storedOrder(p, 'ordered.join')).toEqual(inOrder(400));
+      await load.finish();
     });
   });
 
@@ -226,23 +229,14 @@ describe('aggregator scale-out', () => {
     const p = await startPipeline(2);
     await withLogs(async () => {
       await waitForOwnership(p.aggregator, replicaIds(2));
-      const { events, unique } = makeLoad(10_000, { topics: 20, dupRatio: 0.3, prefix: 'cut' });
-      const load = postBatches(p.publisher.url, events, { batchSize: 200, concurrency: 4 });
-      await waitFor(async () => (await stats(p.aggregator)).received >= 2_000, {
-        timeoutMs: 60_000,
-        description: 'a share of the load committed',
-      });
+      const load = await loadUnderway(p, 'cut', { total: 10_000, ordered: 100 });
       // the other replica may take the partitions while replica-2 still has a batch in hand
       const [cut] = await queryDatabase<{ cut: boolean }>(
         `SELECT pg_terminate_backend(backend_pid) AS cut FROM "${p.schema}".aggregator_members
          WHERE member_id = 'replica-2'`,
       );
       expect(cut.cut).toBe(true);
-      expect((await load).accepted).toBe(10_000);
-      const final = await p.waitForReceived(10_000, 120_000);
-      expect(final.unique_processed).toBe(unique);
-      expect(final.duplicate_dropped).toBe(10_000 - unique);
-      expect(await storedRows(p)).toEqual({ rows: unique, keys: unique });
+      await load.finish();
       // and it joins again, taking back its share
       await waitForOwnership(p.aggregator, replicaIds(2));
     });
