@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { baselinesSection } from './baselines.js';
+import { chatSection } from './chat.js';
 import {
   buildJsonReport,
   busyMachineWarning,
@@ -18,17 +19,18 @@ import {
 } from './bench-report.js';
 import { type BenchContext, type BenchResult, type BenchSection, BenchSkipped } from './bench-section.js';
 import { ROOT, TEST_DATABASE_URL, TEST_NATS_URL } from '@lib/testing';
-import { pipelineSection } from './pipeline.js';
-import { scaleSection } from './scale.js';
 import { cacheSection } from './cache.js';
-import { chatSection } from './chat.js';
+import { locksSection } from './locks.js';
+import { pipelineSection } from './pipeline.js';
 import { queueSection } from './queue.js';
+import { scaleSection } from './scale.js';
 
 /** Every section, in the order they run; later ones may compare themselves with earlier results. */
 const SECTIONS: BenchSection[] = [
   baselinesSection,
   pipelineSection,
   scaleSection,
+  locksSection,
   queueSection,
   cacheSection,
   chatSection,

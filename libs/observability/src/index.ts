@@ -6,3 +6,4 @@ export * from './observability.module.js';
 export * from './validation.js';
 export * from './run-service.js';
 export * from './api-key.guard.js';
+export * from './rpc-error.filter.js';

@@ -2,6 +2,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 
 import { CreatedEventStore1763900000000 } from './migrations/1763900000000-CreatedEventStore.js';
 import { AddedEventConstraints1763900100000 } from './migrations/1763900100000-AddedEventConstraints.js';
+import { CreatedLockTables1763900200000 } from './migrations/1763900200000-CreatedLockTables.js';
 import { CreatedCacheTables1763900300000 } from './migrations/1763900300000-CreatedCacheTables.js';
 import { CreatedAggregatorMembers1763900400000 } from './migrations/1763900400000-CreatedAggregatorMembers.js';
 
@@ -17,6 +18,7 @@ export interface DatabaseOptions {
 export const MIGRATIONS = [
   CreatedEventStore1763900000000,
   AddedEventConstraints1763900100000,
+  CreatedLockTables1763900200000,
   CreatedCacheTables1763900300000,
   CreatedAggregatorMembers1763900400000,
 ];

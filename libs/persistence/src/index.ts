@@ -7,3 +7,4 @@ export * from './event-query/event-query.controller.js';
 export * from './event-query/event-query.module.js';
 export * from './event-query/event-query.service.js';
 export * from './database-session.js';
+export * from './notification-listener.js';
