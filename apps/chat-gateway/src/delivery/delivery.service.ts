@@ -69,7 +69,7 @@ interface InFlightDelivery {
   wake: () => void;
 }
 
-/** Ack wait of a node's consumer; a delivery in progress calls `working()` at each attempt. */
+/** Ack wait of a node's consumer (above the longest ack timeout); a delivery calls `working()` at each retry. */
 const CONSUMER_ACK_WAIT_MS = 30_000;
 /** Pubsub deliveries in progress per node, at most (the consumer's max_ack_pending). */
 const MAX_IN_FLIGHT_PER_NODE = 2_000;
@@ -325,8 +325,12 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
         const config = this.simulation.current;
         if (attempt > config.max_retries) break;
         attempt += 1;
-        if (attempt > 1) this.metrics.count('pubsub', 'retries');
-        jsMsg.working();
+        if (attempt > 1) {
+          this.metrics.count('pubsub', 'retries');
+          // the consumer's ack wait started at this delivery and outlasts one attempt: only a retry
+          // needs more time (one NATS message less per delivery)
+          jsMsg.working();
+        }
         const fate = this.simulation.simulator.drawAttempt();
         if (!fate.lost) {
           const thisAttempt = attempt;
