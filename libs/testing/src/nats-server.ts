@@ -14,7 +14,14 @@ import { waitFor } from './wait.js';
 export class NatsServerProcess {
   private child?: ChildProcess;
   private readonly storeDir = mkdtempSync(join(tmpdir(), 'nats-test-'));
+  private output = '';
   port = 0;
+
+  /**
+   * `config`: a configuration file (its listen address, monitoring port and store directory are
+   * overridden with private ones); `env`: the server's environment, for the variables it references.
+   */
+  constructor(private readonly options: { config?: string; env?: Record<string, string> } = {}) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
@@ -22,18 +29,26 @@ export class NatsServerProcess {
 
   async start(): Promise<this> {
     if (this.port === 0) this.port = await freePort();
+    const config = this.options.config ? ['-c', this.options.config, '-m', String(await freePort())] : [];
     const child = spawn(
       'nats-server',
-      ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir],
-      {
-        stdio: 'ignore',
-      },
+      [...config, '-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.storeDir],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...this.options.env } },
     );
     this.child = child;
-    await waitFor(() => portOpen(this.port), {
-      timeoutMs: 10_000,
-      description: `nats-server on ${this.port}`,
-    });
+    this.output = '';
+    const keep = (chunk: Buffer): void => {
+      this.output = (this.output + chunk.toString()).slice(-20_000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`nats-server exited: ${this.output}`);
+        return portOpen(this.port);
+      },
+      { timeoutMs: 10_000, description: `nats-server on ${this.port}` },
+    );
     return this;
   }
 
@@ -48,6 +63,11 @@ export class NatsServerProcess {
   async restart(): Promise<void> {
     await this.stop();
     await this.start();
+  }
+
+  /** What the server printed lately (permission violations, errors). */
+  logs(): string {
+    return this.output;
   }
 
   async dispose(): Promise<void> {
