@@ -408,8 +408,16 @@ describe(migrate.name, () => {
         `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
         [schema],
       );
+      // every service's tables (and the lock service's view), from the one migration history
       expect(tables.map((row) => row.table_name)).toEqual([
+        'aggregator_members',
+        'cache_entries',
+        'cache_members',
         'events',
+        'lock_audit',
+        'lock_live_requests',
+        'lock_requests',
+        'lock_resources',
         'migrations',
         'partition_offsets',
         'topic_stats',
