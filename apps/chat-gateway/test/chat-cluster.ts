@@ -1,5 +1,3 @@
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import type { ChatMetrics } from '@lib/contracts';
 import { deleteStreams, freePort, ServiceProcess, TEST_NATS_URL, uniqueName, waitFor } from '@lib/testing';
 
@@ -112,13 +110,7 @@ export class ChatCluster {
   async dispose(): Promise<void> {
     this.closeClients();
     await Promise.all(this.replicas.map((replica) => replica.kill()));
+    // the config bucket's stream (KV_<NS>_CHAT_CONFIG) goes with the namespace's
     await deleteStreams(this.namespace);
-    const nc = await connect({ servers: TEST_NATS_URL });
-    try {
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.delete(`KV_${this.namespace.toUpperCase()}_CHAT_CONFIG`).catch(() => undefined);
-    } finally {
-      await nc.close();
-    }
   }
 }

@@ -112,18 +112,6 @@ async function startReplicas(
   return { replicas: [first, second], namespace, schema };
 }
 
-/** Removes the namespace's streams and the lease bucket's, which is named `KV_<bucket>`. */
-async function deleteQueueStreams(namespace: string, url: string): Promise<void> {
-  await deleteStreams(namespace, url);
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(queueNames(namespace).leaseStream).catch(() => false);
-  } finally {
-    await nc.close();
-  }
-}
-
 /**
  * Pops every message of the topic that becomes visible within `timeoutMs` with four consumers spread
  * over the replicas, each acking on the other replica; the sequences acked.
@@ -177,7 +165,7 @@ describe('work queue over two publisher replicas', () => {
 
   afterAll(async () => {
     await Promise.all((replicas ?? []).map((replica) => replica.kill()));
-    if (namespace) await deleteQueueStreams(namespace, TEST_NATS_URL);
+    if (namespace) await deleteStreams(namespace, TEST_NATS_URL);
     if (schema) await dropSchema(schema);
   });
 

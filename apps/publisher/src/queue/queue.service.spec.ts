@@ -33,10 +33,8 @@ async function openQueue(env: Record<string, string> = {}): Promise<{
   const nats = await NatsClient.connect({ url: TEST_NATS_URL, name: 'queue-spec' });
   cleanups.defer(() => nats.drain());
   const declarations = queueStreamDeclarations(config);
-  cleanups.defer(async () => {
-    await deleteStreams(namespace);
-    await nats.jsm.streams.delete(queueNames(namespace).leaseStream);
-  });
+  // the lease bucket's stream (KV_<NS>_QUEUE_LEASES) goes with the namespace's
+  cleanups.defer(() => deleteStreams(namespace));
   await declareStreams(nats.jsm, declarations);
   const names = queueNames(namespace);
   const kv = await new Kvm(nats.js).open(names.leaseBucket, {
