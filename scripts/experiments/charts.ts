@@ -1,21 +1,10 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-import { chromium } from 'playwright-core';
+import { launchChromium } from '@lib/testing';
 
 import type { ChartSpec } from './experiment-plan.js';
 
-/** Debian's chromium; playwright-core brings no browser of its own. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const WIDTH = 960;
 const HEIGHT = 520;
 const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626', '#0891b2'];
@@ -28,7 +17,7 @@ const COLORS = ['#2563eb', '#ea580c', '#16a34a', '#9333ea', '#dc2626', '#0891b2'
 export async function renderCharts(charts: { spec: ChartSpec; path: string }[]): Promise<void> {
   if (charts.length === 0) return;
   const chartJs = join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: WIDTH + 40, height: HEIGHT + 40 } });
     for (const { spec, path } of charts) {

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import type { IngestEvent } from '@lib/contracts';
+import { type IngestEvent, seededRandom } from '@lib/contracts';
 
 export const USAGE = `Usage: npm run publish -- [options]
 
@@ -126,18 +126,6 @@ function urlOption(name: string, raw: string | undefined, fallback: string): str
     throw new UsageError(`--${name} must use http: or https:, got "${value}"`);
   }
   return value.replace(/\/+$/, '');
-}
-
-/** mulberry32: a small, fast PRNG, so a seed reproduces the same load anywhere. Returns [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 export interface GeneratedLoad {

@@ -2,20 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ROOT } from '@lib/testing';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { launchChromium, ROOT } from '@lib/testing';
+import type { Browser, Page } from 'playwright-core';
 
 import { ChatCluster } from './chat-cluster.js';
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Points in a chart of the page (Chart.js keeps its instances by canvas); a browser-side expression. */
 function chartPoints(page: Page, canvas: string): Promise<{ labels: number; values: number[][] }> {
@@ -31,7 +21,7 @@ describe('chat-gateway dashboard in headless Chromium', () => {
 
   beforeAll(async () => {
     cluster = await ChatCluster.start(1);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

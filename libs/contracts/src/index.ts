@@ -7,3 +7,4 @@ export * from './queue.js';
 export * from './cache.js';
 export * from './locks.js';
 export * from './chat.js';
+export * from './seeded-random.js';

@@ -9,3 +9,4 @@ export * from './wait.js';
 export * from './test-app.js';
 export * from './pipeline.js';
 export * from './tcp-proxy.js';
+export * from './chromium.js';

@@ -1,16 +1,4 @@
-import type { ChatConfig } from '@lib/contracts';
-
-/** mulberry32: a small, fast 32-bit generator, good enough for simulated loss and latency. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { type ChatConfig, seededRandom } from '@lib/contracts';
 
 /** The fate of one delivery attempt to one recipient. */
 export interface AttemptFate {
@@ -33,7 +21,7 @@ export class NetworkSimulator {
 
   apply(config: ChatConfig): void {
     this.config = config;
-    this.random = config.seed === null ? Math.random : mulberry32(config.seed);
+    this.random = config.seed === null ? Math.random : seededRandom(config.seed);
   }
 
   get current(): ChatConfig {
