@@ -1,7 +1,7 @@
 import {
   dropSchema,
-  freePort,
   ServiceProcess,
+  startReplicas,
   TEST_DATABASE_URL,
   TEST_NATS_URL,
   uniqueName,
@@ -61,27 +61,20 @@ export class CacheCluster {
   static async start(specs: ReplicaSpec[], common: Record<string, string> = {}): Promise<CacheCluster> {
     const namespace = uniqueName('cache');
     const schema = uniqueName('cache');
-    const replicas: ServiceProcess[] = [];
-    for (const spec of specs) {
-      const env = {
-        NATS_URL: TEST_NATS_URL,
-        DATABASE_URL: TEST_DATABASE_URL,
-        NATS_NAMESPACE: namespace,
-        DB_SCHEMA: schema,
-        PORT: String(await freePort()),
-        ...common,
-        ...spec,
-      };
-      replicas.push(new ServiceProcess('cache-service', env));
-    }
-    const cluster = new CacheCluster(replicas, namespace, schema);
+    const envs = specs.map((spec) => ({
+      NATS_URL: TEST_NATS_URL,
+      DATABASE_URL: TEST_DATABASE_URL,
+      NATS_NAMESPACE: namespace,
+      DB_SCHEMA: schema,
+      ...common,
+      ...spec,
+    }));
     try {
-      await Promise.all(replicas.map((replica) => replica.start(60_000)));
+      return new CacheCluster(await startReplicas('cache-service', envs), namespace, schema);
     } catch (error) {
-      await cluster.dispose();
+      await new CacheCluster([], namespace, schema).dispose();
       throw error;
     }
-    return cluster;
   }
 
   replica(index: number): ServiceProcess {

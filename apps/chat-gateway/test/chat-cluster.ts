@@ -1,5 +1,12 @@
 import type { ChatMetrics } from '@lib/contracts';
-import { deleteStreams, freePort, ServiceProcess, TEST_NATS_URL, uniqueName, waitFor } from '@lib/testing';
+import {
+  deleteStreams,
+  ServiceProcess,
+  startReplicas,
+  TEST_NATS_URL,
+  uniqueName,
+  waitFor,
+} from '@lib/testing';
 
 import { ChatClient, type ClientOptions } from './chat-client.js';
 
@@ -18,27 +25,23 @@ export class ChatCluster {
 
   static async start(count = 1, env: Record<string, string> = {}): Promise<ChatCluster> {
     const namespace = uniqueName('chat');
-    const replicas: ServiceProcess[] = [];
-    for (let i = 0; i < count; i++) {
-      replicas.push(
-        new ServiceProcess('chat-gateway', {
-          NATS_URL: TEST_NATS_URL,
-          NATS_NAMESPACE: namespace,
-          MIGRATE_ON_START: 'false',
-          PORT: String(await freePort()),
-          CHAT_PRESENCE_INTERVAL_MS: '300',
-          ...env,
-        }),
-      );
-    }
-    const cluster = new ChatCluster(replicas, namespace);
+    const replicaEnv = {
+      NATS_URL: TEST_NATS_URL,
+      NATS_NAMESPACE: namespace,
+      MIGRATE_ON_START: 'false',
+      CHAT_PRESENCE_INTERVAL_MS: '300',
+      ...env,
+    };
     try {
-      await Promise.all(replicas.map((replica) => replica.start(60_000)));
+      const replicas = await startReplicas(
+        'chat-gateway',
+        Array.from({ length: count }, () => replicaEnv),
+      );
+      return new ChatCluster(replicas, namespace);
     } catch (error) {
-      await cluster.dispose();
+      await new ChatCluster([], namespace).dispose();
       throw error;
     }
-    return cluster;
   }
 
   url(replica = 0): string {

@@ -1,7 +1,7 @@
 import {
   dropSchema,
-  freePort,
   ServiceProcess,
+  startReplicas,
   TEST_DATABASE_URL,
   TEST_NATS_URL,
   uniqueName,
@@ -52,19 +52,17 @@ export class LockCluster {
       DB_SCHEMA: schema,
       ...env,
     };
-    const replicas: ServiceProcess[] = [];
-    for (let i = 0; i < count; i++) {
-      replicas.push(new ServiceProcess('lock-service', { ...common, PORT: String(await freePort()) }));
-    }
-    const cluster = new LockCluster(replicas, schema, schema);
     try {
       // one runs the migrations, the others wait for it on the migrations' advisory lock
-      await Promise.all(replicas.map((replica) => replica.start(60_000)));
+      const replicas = await startReplicas(
+        'lock-service',
+        Array.from({ length: count }, () => common),
+      );
+      return new LockCluster(replicas, schema, schema);
     } catch (error) {
-      await cluster.dispose();
+      await new LockCluster([], schema, schema).dispose();
       throw error;
     }
-    return cluster;
   }
 
   async dispose(): Promise<void> {

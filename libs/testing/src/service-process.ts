@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
+import { freePort } from './names.js';
 import { waitFor } from './wait.js';
 
 /** The product's services, by their folder under `apps/`. */
@@ -108,4 +109,27 @@ export class ServiceProcess {
   logs(): string {
     return this.output.join('').slice(-8_000);
   }
+}
+
+/**
+ * Starts one process of `app` per environment, each on a free port of its own (unless the environment
+ * names one), all together, and waits until every one is healthy. When one fails to start, all are
+ * killed and the error is thrown: no replica outlives a failed start.
+ */
+export async function startReplicas(
+  app: ServiceName,
+  envs: Record<string, string>[],
+  timeoutMs = 60_000,
+): Promise<ServiceProcess[]> {
+  const replicas: ServiceProcess[] = [];
+  for (const env of envs) {
+    replicas.push(new ServiceProcess(app, { PORT: String(await freePort()), ...env }));
+  }
+  try {
+    await Promise.all(replicas.map((replica) => replica.start(timeoutMs)));
+  } catch (error) {
+    await Promise.all(replicas.map((replica) => replica.kill()));
+    throw error;
+  }
+  return replicas;
 }
