@@ -7,6 +7,10 @@ import { parseArgs } from 'node:util';
 
 import { type ChatConfig, type ChatMethod, DEFAULT_CHAT_CONFIG } from '@lib/contracts';
 
+import { integerOption, UsageError } from '../cli-options.js';
+
+export { UsageError };
+
 export const USAGE = `Usage: npm run experiments -- [options]
 
 Runs the four experiments of the chat simulation headless against a running chat gateway: loss 10 % vs
@@ -41,12 +45,6 @@ export interface ExperimentOptions {
 }
 
 /** A bad command line; the message names the option and what it accepts. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 export const DEFAULT_URL = 'http://127.0.0.1:3002';
 export const DEFAULT_MESSAGES = 300;
@@ -90,22 +88,6 @@ export function parseExperimentArgs(argv: string[], randomSeed: () => number): E
     only: onlyOption(text('only')),
     charts: values['no-charts'] !== true,
   };
-}
-
-function integerOption(
-  name: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (raw === undefined) return fallback;
-  const trimmed = raw.trim();
-  if (!/^\d+$/.test(trimmed)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
-  const value = Number(trimmed);
-  if (value < min || value > max)
-    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
-  return value;
 }
 
 function urlOption(raw: string | undefined): string {

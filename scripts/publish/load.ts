@@ -6,6 +6,10 @@ import { parseArgs } from 'node:util';
 
 import { type IngestEvent, seededRandom } from '@lib/contracts';
 
+import { integerOption, UsageError } from '../cli-options.js';
+
+export { UsageError };
+
 export const USAGE = `Usage: npm run publish -- [options]
 
 Posts generated events to a running publisher's POST /publish and prints a summary.
@@ -39,12 +43,6 @@ export interface PublishOptions {
 }
 
 /** A bad command line; the message names the option and what it accepts. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 export const MAX_EVENTS = 5_000_000;
 
@@ -86,22 +84,6 @@ export function parsePublishArgs(argv: string[]): PublishOptions | 'help' {
     timeoutMs: integerOption('timeout', text('timeout'), 30_000, 100, 600_000),
   };
   return options;
-}
-
-function integerOption(
-  name: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (raw === undefined) return fallback;
-  const trimmed = raw.trim();
-  if (!/^\d+$/.test(trimmed)) throw new UsageError(`--${name} must be a whole number, got "${raw}"`);
-  const value = Number(trimmed);
-  if (value < min || value > max)
-    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${value}`);
-  return value;
 }
 
 function ratioOption(name: string, raw: string | undefined, fallback: number): number {
