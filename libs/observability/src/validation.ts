@@ -1,5 +1,8 @@
-import { BadRequestException, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { applyDecorators, BadRequestException, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import type { FieldError } from '@lib/contracts';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
 function flatten(errors: ValidationError[], prefix = ''): FieldError[] {
   return errors.flatMap((error) => {
@@ -26,4 +29,22 @@ export function createValidationPipe(): ValidationPipe {
       });
     },
   });
+}
+
+/** The largest page any list answers. */
+export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * The `limit` of a paged list, one rule for every list of the product: a whole number from 1 to
+ * `MAX_PAGE_SIZE` read from the query string, 100 when absent.
+ */
+export function PageLimit(description = 'Page size'): PropertyDecorator {
+  return applyDecorators(
+    ApiPropertyOptional({ description, default: 100, minimum: 1, maximum: MAX_PAGE_SIZE }),
+    IsOptional(),
+    Type(() => Number),
+    IsInt(),
+    Min(1),
+    Max(MAX_PAGE_SIZE),
+  );
 }

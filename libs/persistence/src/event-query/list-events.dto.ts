@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { PageLimit } from '@lib/observability';
+import { IsOptional, IsString, Matches } from 'class-validator';
 import { TOPIC_PATTERN } from '@lib/contracts';
 
 export class ListEventsQuery {
@@ -10,12 +10,7 @@ export class ListEventsQuery {
   @Matches(new RegExp(TOPIC_PATTERN), { message: 'topic must be 1-255 characters of [A-Za-z0-9._:/-]' })
   topic?: string;
 
-  @ApiPropertyOptional({ description: 'Page size', default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(1000)
+  @PageLimit()
   limit?: number;
 
   @ApiPropertyOptional({ description: 'The `next_cursor` of the previous page' })

@@ -1,15 +1,10 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
+import { PageLimit } from '@lib/observability';
 import { LOCK_CLIENT_ID_PATTERN, LOCK_RESOURCE_PATTERN } from '@lib/contracts';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsOptional, IsString, Matches } from 'class-validator';
 
 export class ListLocksQuery {
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(1000)
+  @PageLimit()
   limit?: number;
 
   @ApiPropertyOptional({ description: 'next_cursor of the previous page' })
@@ -32,12 +27,7 @@ export class ListAuditQuery {
   @Matches(LOCK_CLIENT_ID_PATTERN, { message: 'client_id must be 1-128 characters of [A-Za-z0-9._:@-]' })
   client_id?: string;
 
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(1000)
+  @PageLimit()
   limit?: number;
 
   @ApiPropertyOptional({ description: 'next_cursor of the previous page' })
