@@ -39,7 +39,7 @@ export async function createHttpApp(
     bodyLimit: options.bodyLimit,
     genReqId: correlationId,
     // path parameters (topics, keys, resources) may be as long as the contracts allow; fastify's 100 is less
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
   });
   const app = await NestFactory.create<NestFastifyApplication>(module, adapter, { bufferLogs: true });
   app.useLogger(app.get(PinoLogger));
