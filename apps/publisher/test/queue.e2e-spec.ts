@@ -16,6 +16,7 @@ import {
   freePort,
   NatsServerProcess,
   ServiceProcess,
+  startReplicas,
   TEST_DATABASE_URL,
   TEST_NATS_URL,
   uniqueName,
@@ -93,7 +94,7 @@ function delay(ms: number): Promise<void> {
 }
 
 /** Two publisher replicas sharing one NATS namespace and database schema. */
-async function startReplicas(
+async function startPublisherPair(
   name: string,
   env: Record<string, string>,
 ): Promise<{ replicas: [ServiceProcess, ServiceProcess]; namespace: string; schema: string }> {
@@ -106,9 +107,7 @@ async function startReplicas(
     DB_SCHEMA: schema,
     ...env,
   };
-  const first = new ServiceProcess('publisher', { ...common, PORT: String(await freePort()) });
-  const second = new ServiceProcess('publisher', { ...common, PORT: String(await freePort()) });
-  await Promise.all([first.start(), second.start()]);
+  const [first, second] = await startReplicas('publisher', [common, common]);
   return { replicas: [first, second], namespace, schema };
 }
 
@@ -154,7 +153,7 @@ describe('work queue over two publisher replicas', () => {
   const freshTopic = (): string => `jobs.t${++topicCount}`;
 
   beforeAll(async () => {
-    ({ replicas, namespace, schema } = await startReplicas('queue', {
+    ({ replicas, namespace, schema } = await startPublisherPair('queue', {
       QUEUE_VISIBILITY_MS: '1500',
       QUEUE_VISIBILITY_MAX_MS: '60000',
       QUEUE_MAX_DELIVER: '2',
