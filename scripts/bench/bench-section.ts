@@ -77,3 +77,14 @@ export function meets(result: BenchResult, target: BenchTarget): boolean | undef
 export function perSecond(count: number, elapsedMs: number): number {
   return elapsedMs > 0 ? (count / elapsedMs) * 1_000 : Number.NaN;
 }
+
+/** The environment every benched service gets: the run's servers, its own namespace and schema, quiet logs. */
+export function serviceEnv(context: BenchContext, namespace: string): Record<string, string> {
+  return {
+    NATS_URL: context.natsUrl,
+    DATABASE_URL: context.databaseUrl,
+    NATS_NAMESPACE: namespace,
+    DB_SCHEMA: namespace,
+    LOG_LEVEL: 'warn',
+  };
+}

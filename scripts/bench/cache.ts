@@ -7,7 +7,13 @@ import { dropSchema, freePort, ROOT, ServiceProcess, uniqueName, waitFor } from 
 import pg from 'pg';
 
 import { summarizeLatencies } from '../publish/load.js';
-import { type BenchContext, type BenchSection, BenchSkipped, perSecond } from './bench-section.js';
+import {
+  type BenchContext,
+  type BenchSection,
+  BenchSkipped,
+  perSecond,
+  serviceEnv,
+} from './bench-section.js';
 
 const REPLICAS = 3;
 /** Concurrent HTTP clients of the read measure (keep-alive connections). */
@@ -46,11 +52,7 @@ export const cacheSection: BenchSection = {
     for (let i = 0; i < REPLICAS; i++) {
       replicas.push(
         new ServiceProcess('cache-service', {
-          NATS_URL: context.natsUrl,
-          DATABASE_URL: context.databaseUrl,
-          NATS_NAMESPACE: schema,
-          DB_SCHEMA: schema,
-          LOG_LEVEL: 'warn',
+          ...serviceEnv(context, schema),
           PORT: String(await freePort()),
         }),
       );

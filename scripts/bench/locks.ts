@@ -12,6 +12,7 @@ import {
   type BenchSection,
   BenchSkipped,
   perSecond,
+  serviceEnv,
 } from './bench-section.js';
 
 /** Concurrent clients of the uncontended measure, each on its own resource (or advisory key). */
@@ -47,12 +48,8 @@ export const locksSection: BenchSection = {
 
     const schema = uniqueName('benchlocks');
     const service = new ServiceProcess('lock-service', {
-      NATS_URL: context.natsUrl,
-      DATABASE_URL: context.databaseUrl,
-      NATS_NAMESPACE: schema,
-      DB_SCHEMA: schema,
+      ...serviceEnv(context, schema),
       DB_POOL_SIZE: String(CLIENTS / 2),
-      LOG_LEVEL: 'warn',
       PORT: String(await freePort()),
     });
     context.defer(`drop schema ${schema}`, () => dropSchema(schema, context.databaseUrl));

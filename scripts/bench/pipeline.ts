@@ -12,6 +12,7 @@ import {
   type BenchSection,
   BenchSkipped,
   perSecond,
+  serviceEnv,
 } from './bench-section.js';
 import {
   deleteStreams,
@@ -52,11 +53,7 @@ export const pipelineSection: BenchSection = {
     }
     const namespace = uniqueName('bench');
     const common = {
-      NATS_URL: context.natsUrl,
-      DATABASE_URL: context.databaseUrl,
-      NATS_NAMESPACE: namespace,
-      DB_SCHEMA: namespace,
-      LOG_LEVEL: 'warn',
+      ...serviceEnv(context, namespace),
     };
     const publisher = new ServiceProcess('publisher', { ...common, PORT: String(await freePort()) });
     const aggregator = new ServiceProcess('aggregator', { ...common, PORT: String(await freePort()) });

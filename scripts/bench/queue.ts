@@ -9,7 +9,13 @@ import { queueNames } from '@lib/contracts';
 import { deleteStreams, dropSchema, freePort, ROOT, ServiceProcess, uniqueName } from '@lib/testing';
 
 import { summarizeLatencies } from '../publish/load.js';
-import { type BenchContext, type BenchSection, BenchSkipped, perSecond } from './bench-section.js';
+import {
+  type BenchContext,
+  type BenchSection,
+  BenchSkipped,
+  perSecond,
+  serviceEnv,
+} from './bench-section.js';
 
 /** Consumers working at once, each doing push → pop → ack in a loop. */
 const CONSUMERS = 16;
@@ -167,11 +173,7 @@ async function pullOne(
 async function prepareQueue(context: BenchContext): Promise<RoundRunner> {
   const namespace = uniqueName('benchq');
   const publisher = new ServiceProcess('publisher', {
-    NATS_URL: context.natsUrl,
-    DATABASE_URL: context.databaseUrl,
-    NATS_NAMESPACE: namespace,
-    DB_SCHEMA: namespace,
-    LOG_LEVEL: 'warn',
+    ...serviceEnv(context, namespace),
     PORT: String(await freePort()),
   });
   context.defer(`delete streams of ${namespace}`, async () => {

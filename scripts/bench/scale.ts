@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { type BenchContext, type BenchResult, type BenchSection, BenchSkipped } from './bench-section.js';
+import {
+  type BenchContext,
+  type BenchResult,
+  type BenchSection,
+  BenchSkipped,
+  serviceEnv,
+} from './bench-section.js';
 import { postAndDrain, readStats, type Round } from './pipeline.js';
 import { PIPELINE_LOAD } from './baselines.js';
 import {
@@ -86,11 +92,7 @@ export const scaleSection: BenchSection = {
 async function startGroup(context: BenchContext, replicas: number): Promise<ReplicaGroup> {
   const namespace = uniqueName('scale');
   const common = {
-    NATS_URL: context.natsUrl,
-    DATABASE_URL: context.databaseUrl,
-    NATS_NAMESPACE: namespace,
-    DB_SCHEMA: namespace,
-    LOG_LEVEL: 'warn',
+    ...serviceEnv(context, namespace),
   };
   const publisher = new ServiceProcess('publisher', { ...common, PORT: String(await freePort()) });
   const aggregators: ServiceProcess[] = [];
